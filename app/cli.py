@@ -1,0 +1,259 @@
+"""The `forensight` command. With no arguments it will open the desktop app; subcommands work headless."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from app import __version__
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, whatever a library tries
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        print("\nThe desktop window is not part of this version yet; use `forensight scan`.")
+        return 0
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"forensight: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="forensight", description="Tell real photographs from AI-generated "
+                                     "images, offline.")
+    parser.add_argument("--version", action="version", version=f"forensight {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    scan = sub.add_parser("scan", help="score every file in folders or files", description="Score every file "
+                          "under PATH with a detector; write results to a case database and optionally a CSV.")
+    scan.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    scan.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    scan.add_argument("--model", metavar="ID", help="model id from `forensight models list` (default: the default)")
+    scan.add_argument("--threshold", type=float, metavar="T", help="P(fake) at or above which an image is "
+                      "called AI-generated (default: the model card's)")
+    scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band, e.g. 0.3,0.7; 0,0 disables it "
+                      "(default: the card's, or threshold ± 0.2 when --threshold is given)")
+    scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
+    scan.add_argument("--case", type=Path, metavar="FILE", help="case database (default: beside the CSV, "
+                      "else in the user data folder, named after the scanned paths)")
+    scan.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    scan.add_argument("--batch-size", type=int, default=16, metavar="N")
+    scan.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: "
+                      "up to 4)")
+    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scan.set_defaults(run=cmd_scan)
+
+    models = sub.add_parser("models", help="list, inspect, import and remove detectors")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    p = msub.add_parser("list", help="models in the library")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models_list)
+    p = msub.add_parser("show", help="a model's card")
+    p.add_argument("id")
+    p.set_defaults(run=cmd_models_show)
+    p = msub.add_parser("import", help="add a checkpoint (Forensight folder or card, .safetensors, .pth)")
+    p.add_argument("path", type=Path)
+    p.add_argument("--arch", help="architecture (default: inferred from the weights)")
+    p.add_argument("--id", dest="model_id", help="library id (default: from the file name)")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--fake-index", type=int, choices=(0, 1), help="which of two logits means fake (default 1)")
+    p.add_argument("--policy", choices=("resize", "resize_center_crop", "center_crop"), help="input policy")
+    p.add_argument("--threshold", type=float)
+    p.set_defaults(run=cmd_models_import)
+    p = msub.add_parser("remove", help="delete a model you imported or trained")
+    p.add_argument("id")
+    p.set_defaults(run=cmd_models_remove)
+    p = msub.add_parser("default", help="make a model the default for scans")
+    p.add_argument("id")
+    p.set_defaults(run=cmd_models_default)
+    return parser
+
+
+# ---- scan ------------------------------------------------------------------------------------------
+def parse_band(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.replace(":", ",").replace("-", ",", 1).split(","))
+    except ValueError:
+        raise UsageError(f"--band expects LOW,HIGH such as 0.3,0.7, not {text!r}") from None
+    return low, high
+
+
+def default_case_path(paths: list[Path], csv: Path | None) -> Path:
+    if csv is not None:
+        return csv.with_suffix(".case.sqlite")
+    from models.library import data_home
+
+    key = "\n".join(str(p.resolve()) for p in paths)
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in paths[0].resolve().name)[:40] or "scan"
+    return data_home() / "cases" / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.sqlite"
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        raise UsageError("--batch-size and --workers must be at least 1")
+
+    from app.case import Case, CaseError
+    from app.scanning import list_entries, run_scan
+    from models.card import CardError
+    from models.checkpoints import CheckpointError
+    from models.device import DeviceError, describe_device, select_device
+    from models.engine import ScanEngine
+    from models.labels import Thresholds
+    from models.library import ModelLibrary, ModelNotFoundError, NoModelError
+
+    library = ModelLibrary()
+    try:
+        entry = library.resolve(args.model)
+        device = select_device(args.device)
+        model = library.load(entry)
+    except (ModelNotFoundError, NoModelError, DeviceError, CheckpointError, CardError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    for path in args.paths:
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(f"{path} does not exist")
+    card = model.card
+    try:
+        if args.threshold is None and args.band is None:
+            thresholds = Thresholds.around(card.threshold, card.inconclusive_band)
+        else:
+            threshold = card.threshold if args.threshold is None else args.threshold
+            thresholds = Thresholds.around(threshold, parse_band(args.band) if args.band else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    case_path = args.case or default_case_path(args.paths, args.csv)
+    try:
+        case = Case(case_path)
+    except CaseError as exc:
+        raise UsageError(str(exc)) from None
+    engine = ScanEngine(model, device=device, batch_size=args.batch_size, workers=args.workers,
+                        thresholds=thresholds)
+    entries = list_entries(args.paths, args.recursive)
+    err = sys.stderr
+    print(f"Model {card.id} ({card.architecture}, weights {card.weights_sha256[:12]}) on "
+          f"{describe_device(device)}; threshold {thresholds.threshold:g}, inconclusive "
+          f"{thresholds.low:g}-{thresholds.high:g}", file=err)
+    print(f"{len(entries)} files; case {case_path}", file=err)
+
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(entries), unit="file", file=err, dynamic_ncols=True, mininterval=0.5,
+                        smoothing=0.1)
+    on_batch = (lambda batch, _summary: progress.update(len(batch))) if progress else None
+    try:
+        summary = run_scan(case, engine, entries, on_batch=on_batch)
+    except KeyboardInterrupt:
+        if progress:
+            progress.close()
+        done = case.count_results(card.id)
+        print(f"\nInterrupted. {done} results are saved in {case_path}; run the same command to finish.",
+              file=err)
+        return 130
+    finally:
+        if progress:
+            progress.close()
+    for line in summary.lines():
+        print(line)
+    print(f"Case: {case_path}")
+    if args.csv:
+        from app.csv_export import write_csv
+
+        written = write_csv(case.rows(card.id, paths=summary.paths), args.csv)
+        print(f"CSV: {args.csv} ({written} rows)")
+    case.close()
+    return 0
+
+
+# ---- models ----------------------------------------------------------------------------------------
+def _library():
+    from models.library import ModelLibrary
+
+    return ModelLibrary()
+
+
+def _library_errors():
+    from models.card import CardError
+    from models.checkpoints import CheckpointError
+    from models.library import ModelNotFoundError
+    from models.registry import UnknownArchitectureError
+
+    return (CardError, CheckpointError, ModelNotFoundError, UnknownArchitectureError, OSError)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    library = _library()
+    entries = library.entries()
+    default = library.default_id()
+    if args.json:
+        print(json.dumps([{"id": e.card.id, "name": e.card.name, "architecture": e.card.architecture,
+                           "shipped": e.shipped, "default": e.card.id == default,
+                           "weights_sha256": e.card.weights_sha256} for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("No models installed. Import one with `forensight models import PATH`.")
+        return 0
+    for e in entries:
+        mark = "*" if e.card.id == default else " "
+        origin = "shipped" if e.shipped else "yours"
+        print(f"{mark} {e.card.id:<28} {e.card.architecture:<22} {origin:<8} {e.card.name}")
+    print("(* = default)")
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    try:
+        entry = _library().get(args.id)
+    except _library_errors() as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    print(f"# {entry.directory}")
+    print(entry.card.to_json(), end="")
+    return 0
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    try:
+        entry = _library().import_path(args.path, architecture=args.arch, model_id=args.model_id,
+                                       name=args.name, fake_index=args.fake_index, policy=args.policy,
+                                       threshold=args.threshold)
+    except _library_errors() as exc:
+        raise UsageError(f"cannot import {args.path}: {str(exc).strip(chr(39) + chr(34))}") from None
+    card = entry.card
+    print(f"Imported {card.id}: {card.architecture}, {card.num_logits} logit(s) ({card.output}), "
+          f"weights {card.weights_sha256[:12]}")
+    return 0
+
+
+def cmd_models_remove(args: argparse.Namespace) -> int:
+    try:
+        _library().remove(args.id)
+    except _library_errors() as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    print(f"Removed {args.id}")
+    return 0
+
+
+def cmd_models_default(args: argparse.Namespace) -> int:
+    try:
+        _library().set_default(args.id)
+    except _library_errors() as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    print(f"Default model: {args.id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

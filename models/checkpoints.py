@@ -1,0 +1,118 @@
+"""Reading weights safely. Nothing here unpickles with code execution: safetensors, or torch.load with
+weights_only=True, which refuses any pickle that would build an object other than tensors and containers."""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from models.card import CardError, ModelCard
+from models.registry import ARCHITECTURES, build_model, get_architecture
+
+StateDict = dict[str, torch.Tensor]
+_PREFIXES = ("module.", "_orig_mod.", "model.")
+_CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "netC")
+
+
+class CheckpointError(ValueError):
+    """A file that is not the checkpoint it claims to be, with the reason."""
+
+
+def read_safetensors(path: Path) -> StateDict:
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{Path(path).name} is not a valid safetensors file ({exc})") from None
+
+
+def write_safetensors(state: StateDict, path: Path) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+
+
+def read_torch_checkpoint(path: Path) -> StateDict:
+    """A .pth/.pt/.bin file as a flat state dict, refusing anything that is not plain tensors."""
+    path = Path(path)
+    if not (zipfile.is_zipfile(path) or _looks_like_pickle(path)):
+        raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (neither a torch zip archive nor a pickle)")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"refused {path.name}: it holds Python objects other than tensors, which could run code when "
+            f"loaded. Export a plain state_dict or safetensors file instead. ({str(exc).splitlines()[0]})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({exc})") from None
+    return _flatten_state(obj, path.name)
+
+
+def _looks_like_pickle(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _flatten_state(obj: object, name: str) -> StateDict:
+    for _ in range(3):  # unwrap {'model': {...}} / {'state_dict': {...}} as training scripts save them
+        if isinstance(obj, dict) and not _is_tensor_dict(obj):
+            inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+            if inner is None:
+                break
+            obj = inner
+    if not isinstance(obj, dict) or not _is_tensor_dict(obj):
+        raise CheckpointError(f"{name} holds no state dict of tensors")
+    state = {}
+    for key, value in obj.items():
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        state[key] = value
+    return state
+
+
+def _is_tensor_dict(obj: dict) -> bool:
+    return bool(obj) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def infer_architecture(state: StateDict) -> tuple[str, int]:
+    """The registry architecture whose parameter names and shapes match, and its number of logits."""
+    for name, arch in ARCHITECTURES.items():
+        head = state.get(arch.head_weight)
+        if head is None or head.ndim != 2 or head.shape[0] not in (1, 2):
+            continue
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            reference = build_model(name, head.shape[0]).state_dict()
+        if reference.keys() == state.keys() and all(reference[k].shape == state[k].shape for k in reference):
+            return name, int(head.shape[0])
+    raise CheckpointError("its weights match none of the known architectures "
+                          f"({', '.join(ARCHITECTURES)}); pass --arch to see what differs")
+
+
+def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
+    """Build the card's architecture and load the weights strictly, explaining any mismatch."""
+    arch = get_architecture(card.architecture)
+    head = state.get(arch.head_weight)
+    if head is not None and head.ndim == 2 and head.shape[0] != card.num_logits:
+        raise CardError(f"the weights have {head.shape[0]} output logit(s) but the card says {card.num_logits}")
+    module = build_model(card.architecture, card.num_logits)
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} "
+                         f"vs {tuple(expected[k].shape)})")
+        raise CheckpointError(f"the weights do not fit {card.architecture}: " + "; ".join(parts))
+    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return module.eval()

@@ -1,0 +1,194 @@
+"""The streaming batched detection engine.
+
+Files go in; one ScanResult per file comes out as soon as its batch finishes. A thread pool reads, hashes,
+decodes and resizes the next batches while the current one runs on the device (Pillow and hashlib release
+the GIL, so threads overlap for real and nothing needs pickling or forking — safe under a Qt thread too).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import torch
+
+from models.device import select_device
+from models.discovery import Entry
+from models.imaging import ImageDecodeError, decode, read_file
+from models.labels import Thresholds
+from models.library import LoadedModel
+from models.preprocess import Normalizer, draft_size, geometry_transform
+from models.registry import get_architecture
+
+
+class CancelToken:
+    """Set from any thread; the engine stops before the next batch."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class PriorScore:
+    """A score already in the case for this content and model: reused instead of recomputed."""
+    p_fake: float
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+
+
+@dataclass
+class ScanResult:
+    path: str
+    sha256: str | None
+    size: int | None
+    width: int | None
+    height: int | None
+    format: str | None
+    p_fake: float | None
+    label: str | None
+    model_id: str
+    weights_sha256: str
+    error: str | None = None
+    modified: float | None = None
+    reused: bool = False  # score taken from the case, not recomputed
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Prepared:
+    entry: Entry
+    result: ScanResult
+    tensor: torch.Tensor | None = None  # uint8 (3, H, W), ready to batch
+
+
+class ScanEngine:
+    def __init__(self, model: LoadedModel, *, device: str | torch.device | None = None, batch_size: int = 16,
+                 workers: int | None = None, thresholds: Thresholds | None = None, amp: bool = True) -> None:
+        self.card = model.card
+        self.device = device if isinstance(device, torch.device) else select_device(device)
+        self.batch_size = max(1, int(batch_size))
+        self.workers = max(1, int(workers if workers is not None else min(4, os.cpu_count() or 1)))
+        self.thresholds = thresholds or Thresholds.around(self.card.threshold, self.card.inconclusive_band)
+        self.amp = amp and self.device.type == "cuda"
+        arch = get_architecture(self.card.architecture)
+        self.memory_format = torch.channels_last if arch.channels_last else torch.contiguous_format
+        self.module = model.module.to(self.device).eval().to(memory_format=self.memory_format)
+        self.normalize = Normalizer(self.card.input, self.device)
+        self.geometry = geometry_transform(self.card.input)
+        self.draft = draft_size(self.card.input)
+
+    # ---- public ------------------------------------------------------------------------------
+    def scan(self, entries: Iterable[Entry | Path | str], *, prior: Mapping[str, PriorScore] | None = None,
+             cancel: CancelToken | None = None) -> Iterator[ScanResult]:
+        for batch in self.scan_batches(entries, prior=prior, cancel=cancel):
+            yield from batch
+
+    def scan_batches(self, entries: Iterable[Entry | Path | str], *,
+                     prior: Mapping[str, PriorScore] | None = None,
+                     cancel: CancelToken | None = None) -> Iterator[list[ScanResult]]:
+        """Lists of results in input order; each list ends with one model batch (or the stream's end)."""
+        prior = prior or {}
+        cancel = cancel or CancelToken()
+        source = (e if isinstance(e, Entry) else Entry(Path(e)) for e in entries)
+        lookahead = self.batch_size * 3
+        pending: deque[Future] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="forensight-decode") as pool:
+            try:
+                def refill() -> None:
+                    while len(pending) < lookahead:
+                        entry = next(source, None)
+                        if entry is None:
+                            return
+                        pending.append(pool.submit(self._prepare, entry, prior))
+
+                refill()
+                ready: list[_Prepared] = []
+                while pending and not cancel.cancelled:
+                    ready.append(pending.popleft().result())
+                    refill()
+                    if sum(p.tensor is not None for p in ready) >= self.batch_size:
+                        yield self._finish(ready)
+                        ready = []
+                if ready and not cancel.cancelled:
+                    yield self._finish(ready)
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def predict_tensors(self, batch: torch.Tensor) -> torch.Tensor:
+        """P(fake) for a uint8 batch (N, 3, H, W): the model-only path, also used by benchmarks."""
+        x = self.normalize(batch.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
+            logits = self.module(x).float()
+        return probabilities(logits, self.card.num_logits, self.card.fake_index).cpu()
+
+    # ---- stages ------------------------------------------------------------------------------
+    def _blank(self, entry: Entry) -> ScanResult:
+        return ScanResult(path=str(entry.path), sha256=None, size=None, width=None, height=None, format=None,
+                          p_fake=None, label=None, model_id=self.card.id,
+                          weights_sha256=self.card.weights_sha256, error=entry.error)
+
+    def _prepare(self, entry: Entry, prior: Mapping[str, PriorScore]) -> _Prepared:
+        """Runs in a worker thread: read, hash, decode, resize. Never raises."""
+        result = self._blank(entry)
+        if entry.error:
+            return _Prepared(entry, result)
+        try:
+            result.modified = entry.path.stat().st_mtime
+            data, result.sha256 = read_file(entry.path)
+            result.size = len(data)
+            known = prior.get(result.sha256)
+            if known is not None:
+                result.p_fake, result.reused = known.p_fake, True
+                result.width, result.height, result.format = known.width, known.height, known.format
+                result.label = self.thresholds.label(known.p_fake)
+                return _Prepared(entry, result)
+            decoded = decode(data, draft_size=self.draft, background=tuple(self.card.input.background))
+            del data
+            result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+            result.notes = decoded.notes
+            return _Prepared(entry, result, self.geometry(decoded.image))
+        except ImageDecodeError as exc:
+            result.error = str(exc)
+        except OSError as exc:
+            result.error = f"cannot read the file: {exc.strerror or exc}"
+        except Exception as exc:  # a decoder bug must cost one row, not the scan
+            result.error = f"could not be processed ({type(exc).__name__}: {exc})"
+        return _Prepared(entry, result)
+
+    def _finish(self, ready: list[_Prepared]) -> list[ScanResult]:
+        scored = [p for p in ready if p.tensor is not None]
+        if scored:
+            try:
+                probs = self.predict_tensors(torch.stack([p.tensor for p in scored])).tolist()
+            except RuntimeError as exc:  # e.g. out of device memory: report it on the batch's rows
+                for p in scored:
+                    p.result.error = f"inference failed: {str(exc).splitlines()[0]}"
+            else:
+                for p, prob in zip(scored, probs):
+                    p.result.p_fake = float(prob)
+                    p.result.label = self.thresholds.label(p.result.p_fake)
+        return [p.result for p in ready]
+
+
+def probabilities(logits: torch.Tensor, num_logits: int, fake_index: int = 1) -> torch.Tensor:
+    """P(fake) per row: sigmoid over one logit, softmax over two."""
+    if num_logits == 1:
+        return torch.sigmoid(logits.reshape(-1))
+    return torch.softmax(logits, dim=1)[:, fake_index]

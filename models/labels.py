@@ -1,0 +1,32 @@
+"""From P(fake) to a word: real / AI-generated / inconclusive (seed 000's 0.3–0.7 ambiguous zone)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REAL, FAKE, INCONCLUSIVE = "real", "AI-generated", "inconclusive"
+LABELS = (REAL, FAKE, INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    threshold: float = 0.5
+    low: float = 0.3  # inconclusive band, inclusive; low == high disables it
+    high: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.low <= self.threshold <= self.high <= 1.0:
+            raise ValueError(f"need 0 ≤ band low ({self.low}) ≤ threshold ({self.threshold}) ≤ "
+                             f"band high ({self.high}) ≤ 1")
+
+    def label(self, p_fake: float) -> str:
+        if self.low < self.high and self.low <= p_fake <= self.high:
+            return INCONCLUSIVE
+        return FAKE if p_fake >= self.threshold else REAL
+
+    @classmethod
+    def around(cls, threshold: float, band: tuple[float, float] | None = None,
+               half_width: float = 0.2) -> "Thresholds":
+        """A band given explicitly, or one of the default half-width centred on the threshold."""
+        if band is not None:
+            return cls(threshold, band[0], band[1])
+        return cls(threshold, max(0.0, threshold - half_width), min(1.0, threshold + half_width))

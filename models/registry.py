@@ -1,0 +1,100 @@
+"""Architectures by name, built offline (no pretrained download), each with its input defaults.
+
+Shaped like timm's registry: one name → a builder plus a small record of how the network wants its input
+and where Grad-CAM should look.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    build: Callable[[int], nn.Module]  # num_logits -> untrained module
+    input_size: int
+    resize_size: int  # shorter side before the centre crop; == input_size means a plain resize
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    head_weight: str  # state-dict key of the classifier weight; its first dim is the number of logits
+    gradcam_layer: str  # dotted path for model.get_submodule
+    is_vit: bool = False  # Grad-CAM needs a token → feature-map reshape
+    channels_last: bool = True  # helps convolutions on CPU and CUDA; not transformers
+    family: str = ""
+    notes: str = field(default="", compare=False)
+
+    @property
+    def default_policy(self) -> str:
+        return "resize" if self.resize_size == self.input_size else "resize_center_crop"
+
+
+def _torchvision(fn_name: str) -> Callable[[int], nn.Module]:
+    def build(num_logits: int) -> nn.Module:
+        import torchvision.models as tvm
+
+        return getattr(tvm, fn_name)(weights=None, num_classes=num_logits)
+
+    return build
+
+
+def _timm(model_name: str) -> Callable[[int], nn.Module]:
+    def build(num_logits: int) -> nn.Module:
+        import timm
+
+        return timm.create_model(model_name, pretrained=False, num_classes=num_logits)
+
+    return build
+
+
+def _simple_cnn(num_logits: int) -> nn.Module:
+    from models.simple_cnn import SimpleCNN
+
+    return SimpleCNN(num_logits)
+
+
+_ARCHITECTURES = [
+    Architecture("resnet18", _torchvision("resnet18"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
+                 "layer4.1", family="ResNet (torchvision)"),
+    Architecture("resnet50", _torchvision("resnet50"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
+                 "layer4.2", family="ResNet (torchvision)"),
+    Architecture("resnet101", _torchvision("resnet101"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
+                 "layer4.2", family="ResNet (torchvision)"),
+    Architecture("efficientnet_lite0", _timm("tf_efficientnet_lite0"), 224, 256, HALF, HALF,
+                 "classifier.weight", "bn2", family="EfficientNet-Lite (timm)"),
+    Architecture("convnextv2_tiny", _timm("convnextv2_tiny"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
+                 "head.fc.weight", "stages.3", family="ConvNeXt V2 (timm)"),
+    Architecture("convnextv2_base", _timm("convnextv2_base"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
+                 "head.fc.weight", "stages.3", family="ConvNeXt V2 (timm)"),
+    Architecture("vit_base_patch16_224", _timm("vit_base_patch16_224"), 224, 256, HALF, HALF, "head.weight",
+                 "blocks.11.norm1", is_vit=True, channels_last=False, family="ViT (timm)"),
+    Architecture("simple_cnn", _simple_cnn, 32, 32, HALF, HALF, "classifier.4.weight", "features.6",
+                 family="Simple CNN (seed 001)"),
+]
+
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in _ARCHITECTURES}
+
+
+class UnknownArchitectureError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown architecture {self.args[0]!r}; known: {', '.join(sorted(ARCHITECTURES))}"
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise UnknownArchitectureError(name) from None
+
+
+def build_model(name: str, num_logits: int = 2) -> nn.Module:
+    """An untrained network of the named architecture; weights come from a card's safetensors file."""
+    if num_logits not in (1, 2):
+        raise ValueError("a detector has 1 logit (sigmoid) or 2 logits (softmax)")
+    return get_architecture(name).build(num_logits)

@@ -1,0 +1,43 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An isolated user data folder and an empty shipped-models folder for each test."""
+    home = tmp_path / "home"
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setenv("FORENSIGHT_HOME", str(home))
+    monkeypatch.setenv("FORENSIGHT_SHIPPED_MODELS", str(shipped))
+    return home
+
+
+def make_model(library, model_id: str = "tiny", architecture: str = "simple_cnn", num_logits: int = 1,
+               seed: int = 0, **card_fields):
+    """A small detector built and saved by the test (random weights: for plumbing, not accuracy)."""
+    import torch
+
+    from models.card import ModelCard, default_input_spec
+    from models.registry import build_model
+
+    torch.manual_seed(seed)
+    module = build_model(architecture, num_logits)
+    card = ModelCard(id=model_id, name=f"test {model_id}", architecture=architecture, num_logits=num_logits,
+                     input=default_input_spec(architecture), **card_fields)
+    return library.add(card, module.state_dict())
+
+
+@pytest.fixture
+def tiny_model(home):
+    from models.library import ModelLibrary
+
+    return make_model(ModelLibrary())
