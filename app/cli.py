@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called: one line, exit status 2."""
+from app.errors import UsageError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = msub.add_parser("default", help="make a model the default for scans")
     p.add_argument("id")
     p.set_defaults(run=cmd_models_default)
+
+    from app.cli_training import add_training_commands
+
+    add_training_commands(sub)
     return parser
 
 

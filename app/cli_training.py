@@ -1,0 +1,222 @@
+"""`forensight data inspect`, `forensight train` and `forensight evaluate`: thin printers over training/."""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+from app.errors import UsageError
+
+
+def add_training_commands(sub) -> None:
+    data = sub.add_parser("data", help="inspect a training dataset")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    p = dsub.add_parser("inspect", help="counts, corrupt files, sizes, formats and shortcut warnings")
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
+    p.set_defaults(run=cmd_data_inspect)
+
+    from training.recipes import RECIPES
+
+    p = sub.add_parser("train", help="train or fine-tune a detector with a named recipe",
+                       description="Recipes: " + "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
+    p.add_argument("--recipe", required=True, choices=sorted(RECIPES))
+    p.add_argument("--data", required=True, type=Path, help="dataset folder (real/ and fake/, see README)")
+    p.add_argument("--name", required=True, help="id of the new model in the library")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override any recipe field, e.g. --set lr=3e-4 --set blur_prob=0.1 (repeatable)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--arch", help="architecture (overrides the recipe's)")
+    p.add_argument("--from", dest="start_from", metavar="MODEL", help="fine-tune from a library model")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
+    p.add_argument("--workers", type=int, help="data-loading processes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--run-dir", type=Path, help="checkpoints (default: the user data folder's runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="continue a cancelled run in its run folder")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("evaluate", help="measure a model on a labelled dataset: metrics, plots, sweeps")
+    p.add_argument("--model", required=True, help="library model id")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="folder for report.json, plots and predictions")
+    p.add_argument("--split", default="auto", help="auto (test if present, else all), test, val, train, all")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the card's)")
+    p.add_argument("--no-sweeps", action="store_true", help="skip the robustness sweeps")
+    p.add_argument("--sweep-images", type=int, default=400, help="images used by the sweeps (stratified)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=cmd_evaluate)
+
+
+def cmd_data_inspect(args: argparse.Namespace) -> int:
+    from training.data import LayoutError
+    from training.inspect_data import format_report, inspect_dataset
+
+    try:
+        report = inspect_dataset(args.path)
+    except LayoutError as exc:
+        raise UsageError(str(exc)) from None
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        print(f"JSON: {args.json}")
+    return 0
+
+
+def _recipe_from_args(args: argparse.Namespace):
+    from training.recipes import get_recipe
+
+    overrides: dict = {}
+    for item in args.set:
+        if "=" not in item:
+            raise UsageError(f"--set expects FIELD=VALUE, not {item!r}")
+        key, value = item.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    for field, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
+                         ("architecture", args.arch), ("pretrained", args.start_from), ("seed", args.seed),
+                         ("workers", args.workers)):
+        if value is not None:
+            overrides[field] = value
+    if args.deterministic:
+        overrides["deterministic"] = True
+    try:
+        return get_recipe(args.recipe).with_overrides(overrides)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from models.card import CardError
+    from models.engine import CancelToken
+    from models.library import ModelLibrary, data_home
+    from training.data import LayoutError
+    from training.trainer import fit
+
+    recipe = _recipe_from_args(args)
+    library = ModelLibrary()
+    if any(e.card.id == args.name for e in library.entries()):
+        raise UsageError(f"a model named {args.name!r} already exists; choose another --name")
+    run_dir = args.run_dir or data_home() / "runs" / args.name
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    bar = None
+
+    def on_event(event) -> None:
+        nonlocal bar
+        if event.kind == "message":
+            print(event.message, file=sys.stderr)
+        elif event.kind == "started":
+            v = event.values
+            print(f"Training {recipe.architecture} with {recipe.name}: {v['train']} train / {v['val']} validation "
+                  f"images on {v['device']}; Ctrl-C stops cleanly", file=sys.stderr)
+        elif event.kind == "epoch_start":
+            bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
+                       file=sys.stderr, leave=False, dynamic_ncols=True)
+        elif event.kind == "batch" and bar is not None:
+            bar.set_postfix(loss=f"{event.values['loss']:.3f}", acc=f"{event.values['accuracy']:.3f}",
+                            img_s=f"{event.values['images_per_s']:.1f}")
+            bar.update(1)
+        elif event.kind == "epoch_end":
+            if bar is not None:
+                bar.close()
+            v = event.values
+            print(f"epoch {event.epoch}/{event.epochs}: train loss {v['train_loss']:.4f} acc {v['train_accuracy']:.3f}"
+                  f" | val loss {v['val_loss']:.4f} acc {v['val_accuracy']:.3f} | lr {v['lr']:.2e}")
+        elif event.kind in ("early_stop", "cancelled", "checkpoint"):
+            if bar is not None and event.kind == "cancelled":
+                bar.close()
+            print(event.message, file=sys.stderr if event.kind == "checkpoint" else sys.stdout)
+
+    try:
+        result = fit(recipe, args.data, run_dir=run_dir, on_event=on_event, cancel=cancel, resume=args.resume,
+                     device=args.device, model_id=args.name, library=library)
+    except (LayoutError, FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not result.completed:
+        print(f"Stopped. Checkpoints in {run_dir}; continue with the same command and --resume.")
+        return 130
+    try:
+        entry = library.add(result.card, result.state)
+    except CardError as exc:
+        raise UsageError(str(exc)) from None
+    v = entry.card.metrics.get("validation", {})
+    print(f"Added {entry.card.id} to the library (best epoch {result.best_epoch}, {result.status}): validation "
+          f"accuracy {_fmt(v.get('accuracy'))}, AP {_fmt(v.get('average_precision'))}, "
+          f"ROC-AUC {_fmt(v.get('roc_auc'))} on {v.get('n')} images")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from models.checkpoints import CheckpointError
+    from models.library import ModelLibrary, ModelNotFoundError
+    from training.data import LayoutError
+    from training.evaluate import evaluate
+
+    try:
+        model = ModelLibrary().load(args.model)
+    except (ModelNotFoundError, CheckpointError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+    bars: dict = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="img", file=sys.stderr, dynamic_ncols=True,
+                               mininterval=0.5)
+        bars[stage].update(done - bars[stage].n)  # update() respects mininterval; refresh() does not
+
+    try:
+        report = evaluate(model, args.data, args.out, split=args.split, device=args.device,
+                          batch_size=args.batch_size, sweeps=not args.no_sweeps, sweep_images=args.sweep_images,
+                          threshold=args.threshold, progress=progress)
+    except (LayoutError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for line in summary_lines(report):
+        print(line)
+    print(f"Report: {args.out / 'report.json'}")
+    return 0
+
+
+def summary_lines(report: dict) -> list[str]:
+    m, d = report["metrics"], report["data"]
+    lines = [f"{report['model']['id']} on {d['count']} images ({d['split']} split of {d['root']}), "
+             f"threshold {report['model']['threshold']:g}"]
+    for key in ("accuracy", "balanced_accuracy", "average_precision", "roc_auc", "f1_fake", "mcc", "cohen_kappa",
+                "log_loss"):
+        lines.append(f"  {key:<18} {_fmt(m.get(key))}")
+    cm = m["confusion_matrix"]
+    lines.append(f"  confusion          TN {cm['tn']}  FP {cm['fp']}  FN {cm['fn']}  TP {cm['tp']}")
+    if m.get("calibration"):
+        lines.append(f"  ECE                {_fmt(m['calibration'].get('ece'))}")
+    base = m.get("baselines", {})
+    if base:
+        lines.append(f"  baselines          random AP {_fmt(base['random'].get('average_precision'))}, "
+                     f"majority accuracy {_fmt(base['majority'].get('accuracy'))}")
+    if len(report["per_group"]) > 1:
+        lines.append("  per group (AP / accuracy / n):")
+        for group, g in report["per_group"].items():
+            lines.append(f"    {group:<24} {_fmt(g['average_precision'])} / {_fmt(g['accuracy'])} / {g['n']}")
+    for sweep, rows in report.get("robustness", {}).items():
+        cells = ", ".join(f"{r['value']:g}: AP {_fmt(r['average_precision'])} acc {_fmt(r['accuracy'])}"
+                          for r in rows)
+        lines.append(f"  {sweep:<18} {cells}")
+    if report["excluded"]:
+        lines.append(f"  {len(report['excluded'])} file(s) excluded as unreadable")
+    return lines
