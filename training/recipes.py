@@ -38,6 +38,7 @@ class Recipe:
     amp: bool = True  # mixed precision on CUDA
     workers: int = 2
     max_batches_per_epoch: int | None = None  # for quick runs on big data
+    exclude_groups: str = ""  # comma-separated groups left out of training (leave-one-generator-out runs)
     description: str = ""
 
     def to_dict(self) -> dict[str, Any]:

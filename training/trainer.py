@@ -97,6 +97,14 @@ def prepare_data(recipe: Recipe, data: Dataset | Path, emit: Callable[[str], Non
     else:
         pool = [s for s in dataset.samples if s.split != "test"]
         train, val = split_train_val(pool, recipe.val_fraction, recipe.seed, recipe.split_by_group)
+    excluded_groups = {g.strip() for g in recipe.exclude_groups.split(",") if g.strip()}
+    if excluded_groups:
+        unknown = excluded_groups - {s.group for s in dataset.samples}
+        if unknown:
+            raise ValueError(f"exclude_groups names groups the data does not have: {', '.join(sorted(unknown))}")
+        train = [s for s in train if s.group not in excluded_groups]
+        val = [s for s in val if s.group not in excluded_groups]
+        emit(f"left out of training and validation: {', '.join(sorted(excluded_groups))}")
     if recipe.balance or recipe.max_per_class:
         train = balanced(train, recipe.seed, recipe.max_per_class)
     if not train or not val or len({s.label for s in train}) < 2:
