@@ -1,7 +1,8 @@
-"""The `forensight` command. With no arguments it will open the desktop app; subcommands work headless."""
+"""The `forensight` command. With no arguments it opens the desktop app; subcommands work headless."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -17,9 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
-        print("\nThe desktop window is not part of this version yet; use `forensight scan`.")
-        return 0
+        import app.ui  # here, not at the top: the subcommands never load Qt
+
+        return app.ui.run_app([])
     try:
         return args.run(args)
     except UsageError as exc:
@@ -186,13 +187,18 @@ def _library():
     return ModelLibrary()
 
 
-def _library_errors():
+@contextlib.contextmanager
+def library_errors_as_usage(prefix: str = ""):
+    """Library and checkpoint errors become one readable line (KeyError's repr quotes are stripped)."""
     from models.card import CardError
     from models.checkpoints import CheckpointError
     from models.library import ModelNotFoundError
     from models.registry import UnknownArchitectureError
 
-    return (CardError, CheckpointError, ModelNotFoundError, UnknownArchitectureError, OSError)
+    try:
+        yield
+    except (CardError, CheckpointError, ModelNotFoundError, UnknownArchitectureError, OSError) as exc:
+        raise UsageError(prefix + str(exc).strip("'\"")) from None
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
@@ -216,22 +222,18 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
-    try:
+    with library_errors_as_usage():
         entry = _library().get(args.id)
-    except _library_errors() as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
     print(f"# {entry.directory}")
     print(entry.card.to_json(), end="")
     return 0
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
-    try:
+    with library_errors_as_usage(f"cannot import {args.path}: "):
         entry = _library().import_path(args.path, architecture=args.arch, model_id=args.model_id,
                                        name=args.name, fake_index=args.fake_index, policy=args.policy,
                                        threshold=args.threshold)
-    except _library_errors() as exc:
-        raise UsageError(f"cannot import {args.path}: {str(exc).strip(chr(39) + chr(34))}") from None
     card = entry.card
     print(f"Imported {card.id}: {card.architecture}, {card.num_logits} logit(s) ({card.output}), "
           f"weights {card.weights_sha256[:12]}")
@@ -239,19 +241,15 @@ def cmd_models_import(args: argparse.Namespace) -> int:
 
 
 def cmd_models_remove(args: argparse.Namespace) -> int:
-    try:
+    with library_errors_as_usage():
         _library().remove(args.id)
-    except _library_errors() as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
     print(f"Removed {args.id}")
     return 0
 
 
 def cmd_models_default(args: argparse.Namespace) -> int:
-    try:
+    with library_errors_as_usage():
         _library().set_default(args.id)
-    except _library_errors() as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
     print(f"Default model: {args.id}")
     return 0
 
