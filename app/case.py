@@ -79,6 +79,18 @@ class CaseRow:
     scored_at: float | None
 
 
+@dataclass
+class ModelScore:
+    """One model's result for one file."""
+    model_id: str
+    model_name: str
+    weights_sha256: str
+    p_fake: float | None
+    label: str | None
+    error: str | None
+    scored_at: float
+
+
 class Case:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -175,6 +187,30 @@ class Case:
             wanted = set(paths)
             result = [row for row in result if row.path in wanted]
         return result
+
+    def rows_for_paths(self, model_id: str, paths: Iterable[str]) -> list[CaseRow]:
+        """Like rows(), for just these paths, looked up by index (cheap per batch, whatever the case size)."""
+        wanted = list(dict.fromkeys(paths))
+        found: list[CaseRow] = []
+        for start in range(0, len(wanted), 500):  # stay far below SQLite's limit on bound parameters
+            chunk = wanted[start:start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found += [CaseRow(*row) for row in self.db.execute(
+                f"""SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
+                           r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at
+                    FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?
+                    WHERE f.path IN ({marks})""", (model_id, *chunk))]
+        return sorted(found, key=lambda row: row.file_id)
+
+    def scores_for_file(self, file_id: int) -> list[ModelScore]:
+        """Every model's result for one file, newest first: how the detectors agree on it."""
+        rows = self.db.execute(
+            """SELECT r.model_id, COALESCE(m.name, r.model_id), r.weights_sha256, r.p_fake, r.label, r.error,
+                      r.scored_at
+               FROM results r LEFT JOIN models m
+                    ON m.model_id = r.model_id AND m.weights_sha256 = r.weights_sha256
+               WHERE r.file_id = ? ORDER BY r.scored_at DESC, r.id DESC""", (file_id,)).fetchall()
+        return [ModelScore(*row) for row in rows]
 
     def count_results(self, model_id: str | None = None) -> int:
         if model_id is None:

@@ -1,0 +1,242 @@
+"""One file up close: the picture (zoom, fit, 100 %), its Grad-CAM map on demand (opacity, side by side with
+the plain picture), and the facts: path, SHA-256, size, format, metadata, and every model's score."""
+from __future__ import annotations
+
+import html
+from datetime import datetime
+from pathlib import PurePath
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QTextBrowser,
+                               QVBoxLayout, QWidget)
+
+from app.case import CaseRow, ModelScore
+from app.ui.image_viewer import ImageViewer
+from app.ui.previews import Preview, make_preview
+from app.ui.results_model import human_size, verdict
+from app.ui.tasks import BackgroundTasks
+from app.ui.workers import ExplainRequest, ExplainResult, ExplainService
+
+
+class DetailView(QWidget):
+    overlay_ready = Signal()  # the Grad-CAM layer of the current image is on screen (tests wait on it)
+    preview_ready = Signal()
+
+    def __init__(self, explainer: ExplainService, parent=None) -> None:
+        super().__init__(parent)
+        self.explainer = explainer
+        explainer.ready.connect(self._explained)
+        explainer.failed.connect(self._explain_failed)
+        self._tasks = BackgroundTasks(threads=1, parent=self)
+        self._row: CaseRow | None = None
+        self._scores: list[ModelScore] = []
+        self._preview: Preview | None = None
+        self._exif_text = ""
+
+        self.viewer = ImageViewer()
+        self.plain_viewer = ImageViewer()  # left half of the side-by-side comparison
+        self.plain_viewer.hide()
+        self.viewer.link(self.plain_viewer)
+        self.viewer.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+
+        self.fit_button = QPushButton("Fit")
+        self.fit_button.setToolTip("Fit the picture in the view")
+        self.fit_button.clicked.connect(self.viewer.fit)
+        self.actual_button = QPushButton("100 %")
+        self.actual_button.setToolTip("One image pixel per screen pixel")
+        self.actual_button.clicked.connect(self.viewer.actual_size)
+        self.zoom_label = QLabel("")
+        self.zoom_label.setMinimumWidth(48)
+        self.overlay_box = QCheckBox("Grad-CAM")
+        self.overlay_box.setToolTip("Where the model looked to call this picture AI-generated")
+        self.overlay_box.toggled.connect(self._overlay_toggled)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(50)
+        self.opacity_slider.setMaximumWidth(120)
+        self.opacity_slider.setToolTip("Heat-map opacity")
+        self.opacity_slider.valueChanged.connect(self._opacity_changed)
+        self.side_by_side_box = QCheckBox("Side by side")
+        self.side_by_side_box.setToolTip("The plain picture beside the heat map, zoomed together")
+        self.side_by_side_box.toggled.connect(self._side_by_side_toggled)
+        self.status = QLabel("")
+        self.status.setObjectName("detailStatus")
+        self.status.setWordWrap(True)
+
+        controls = QHBoxLayout()
+        for widget in (self.fit_button, self.actual_button, self.zoom_label, self.overlay_box,
+                       self.opacity_slider, self.side_by_side_box):
+            controls.addWidget(widget)
+        controls.addStretch(1)
+
+        pictures = QSplitter(Qt.Orientation.Horizontal)
+        pictures.addWidget(self.plain_viewer)
+        pictures.addWidget(self.viewer)
+        self.pictures_splitter = pictures
+        self.facts = QTextBrowser()
+        self.facts.setOpenLinks(False)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(pictures)
+        body.addWidget(self.facts)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(1, 2)
+        body.setSizes([520, 300])  # the picture first; the facts scroll
+        self.body_splitter = body
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(controls)
+        layout.addWidget(self.status)
+        layout.addWidget(body, 1)
+        self.show_row(None, [])
+
+    # ---- public ------------------------------------------------------------------------------
+    def show_row(self, row: CaseRow | None, scores: list[ModelScore]) -> None:
+        self._row, self._scores, self._preview, self._exif_text = row, scores, None, ""
+        self._render_facts()
+        self.status.setText("")
+        if row is None:
+            self._show_message("Select a file to see it here.")
+            return
+        self._show_message("Loading…")
+        path = row.path
+        self._tasks.submit(lambda: make_preview(path) if self._still_showing(path) else None,
+                           lambda preview: self._preview_loaded(path, preview),
+                           lambda reason: self._preview_failed(path, reason))
+
+    def current_row(self) -> CaseRow | None:
+        return self._row
+
+    def shutdown(self) -> None:
+        self._tasks.shutdown()
+
+    # ---- picture -----------------------------------------------------------------------------
+    def _show_message(self, text: str) -> None:
+        self.viewer.show_message(text)
+        self.plain_viewer.show_message("")
+
+    def _still_showing(self, path: str) -> bool:
+        """Read from the worker: skip decoding pictures the user has already scrolled past."""
+        row = self._row
+        return row is not None and row.path == path
+
+    def _preview_loaded(self, path: str, preview: Preview | None) -> None:
+        if preview is None or not self._still_showing(path):
+            return  # the selection moved on
+        self._preview = preview
+        pixmap = QPixmap.fromImage(preview.image)
+        self.viewer.set_image(pixmap)
+        self.plain_viewer.set_image(pixmap)
+        self._exif_text = self._exif_html(preview)
+        self._render_facts()
+        self.preview_ready.emit()
+        if self.overlay_box.isChecked():
+            self._request_overlay()
+
+    def _preview_failed(self, path: str, reason: str) -> None:
+        if self._still_showing(path):
+            self._show_message(f"No picture: {reason}")
+
+    # ---- Grad-CAM ----------------------------------------------------------------------------
+    def _explain_request(self) -> ExplainRequest | None:
+        row, preview = self._row, self._preview
+        if row is None or preview is None or row.error or row.p_fake is None or not row.sha256:
+            return None
+        return ExplainRequest(row.path, row.sha256, row.model_id, row.weights_sha256,
+                              (preview.image.width(), preview.image.height()))
+
+    def _request_overlay(self) -> None:
+        request = self._explain_request()
+        if request is None:
+            if self._row is not None and self._preview is not None:
+                self.status.setText("Grad-CAM needs a file scored by a model.")
+            return
+        if not self.explainer.is_cached(request):
+            self.status.setText(f"Computing Grad-CAM for {request.model_id}…")
+        self.explainer.request(request)
+
+    def _explained(self, result: ExplainResult) -> None:
+        if result.request != self._explain_request():
+            return
+        self.viewer.set_overlay(QPixmap.fromImage(result.colours))
+        self.viewer.set_overlay_opacity(self._overlay_opacity())
+        self.viewer.set_overlay_visible(self.overlay_box.isChecked())
+        source = "cached" if result.cached else f"{result.seconds:.2f} s"
+        self.status.setText(f"Grad-CAM of {result.request.model_id} ({source}): red = raised P(fake)")
+        self.status.setToolTip("Grad-CAM for the fake class at the layer the architecture names. Red regions "
+                               "raised P(fake) most; parts outside the model's centre crop were never seen and "
+                               "stay blue.")
+        self.overlay_ready.emit()
+
+    def _explain_failed(self, request: ExplainRequest, reason: str) -> None:
+        if request == self._explain_request():
+            self.status.setText(f"No Grad-CAM: {reason}")
+
+    def _overlay_toggled(self, on: bool) -> None:
+        self.viewer.set_overlay_visible(on)
+        if on and self.viewer.overlay_pixmap().isNull():
+            self._request_overlay()
+        if not on:
+            self.status.setText("")
+
+    def _overlay_opacity(self) -> float:
+        return self.opacity_slider.value() / 100
+
+    def _opacity_changed(self, _value: int) -> None:
+        self.viewer.set_overlay_opacity(self._overlay_opacity())
+
+    def _side_by_side_toggled(self, on: bool) -> None:
+        self.plain_viewer.setVisible(on)
+        if on:  # two halves of the same size, so that linked zoom shows the same region in both
+            width = max(2, self.pictures_splitter.width())
+            self.pictures_splitter.setSizes([width // 2, width - width // 2])
+        if on and not self.overlay_box.isChecked():
+            self.overlay_box.setChecked(True)
+        self.viewer.fit()
+
+    # ---- facts -------------------------------------------------------------------------------
+    def _render_facts(self) -> None:
+        row = self._row
+        if row is None:
+            self.facts.setHtml("")
+            return
+        e = html.escape
+        dims = f"{row.width} × {row.height} px" if row.width and row.height else "unknown"
+        if self._preview is not None and self._preview.reduced:
+            w, h = self._preview.image.width(), self._preview.image.height()
+            dims += f" (shown reduced to {w} × {h})"
+        modified = datetime.fromtimestamp(row.modified).strftime("%Y-%m-%d %H:%M:%S") if row.modified else ""
+        facts = [("File", PurePath(row.path).name), ("Path", row.path), ("SHA-256", row.sha256 or ""),
+                 ("Size", f"{human_size(row.size)}" + (f" ({row.size:,} bytes)" if row.size else "")),
+                 ("Dimensions", dims), ("Format", row.format or ""), ("Modified", modified)]
+        if row.error:
+            facts.append(("Unreadable", row.error))
+        rows_html = "".join(f"<tr><td><b>{e(k)}</b></td><td style='padding-left:8px'>{e(v)}</td></tr>"
+                            for k, v in facts)
+        parts = [f"<h3 style='margin:2px'>{e(verdict(row))}"
+                 + (f" — P(fake) {row.p_fake:.3f}" if row.p_fake is not None else "") + "</h3>",
+                 f"<table>{rows_html}</table>", "<h4 style='margin:6px 0 2px'>Scores in this case</h4>"]
+        if self._scores:
+            lines = "".join(
+                f"<tr><td>{e(s.model_name)} <span style='color:gray'>({e(s.model_id)})</span></td>"
+                f"<td style='padding-left:8px'>{'' if s.p_fake is None else f'{s.p_fake:.3f}'}</td>"
+                f"<td style='padding-left:8px'>{e(s.label or ('unreadable' if s.error else ''))}</td></tr>"
+                for s in self._scores)
+            parts.append(f"<table>{lines}</table>")
+        else:
+            parts.append("<p>Not scored by any model yet.</p>")
+        parts.append("<h4 style='margin:6px 0 2px'>Metadata</h4>")
+        if self._exif_text:
+            parts.append(self._exif_text)
+        else:
+            parts.append("<p>Loading…</p>" if self._preview is None and not row.error else "<p>None found.</p>")
+        self.facts.setHtml("".join(parts))
+
+    @staticmethod
+    def _exif_html(preview: Preview) -> str:
+        if not preview.exif:
+            return "<p>No EXIF or text metadata (common for generated images, but also for stripped photos).</p>"
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='padding-left:8px'>{html.escape(v)}</td>"
+                       "</tr>" for k, v in preview.exif)
+        return f"<table>{rows}</table>"

@@ -1,0 +1,214 @@
+"""Models → Manage models: the library's detectors with their cards; import, remove, choose the default.
+
+Imports run on a worker thread (hashing and checking a 100 MB checkpoint takes a moment). The library
+writes an import in a staging folder and renames it only when everything fits, so a refused file changes
+nothing; the reason is shown in a message box.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTextBrowser, QVBoxLayout)
+
+from app.ui.messages import show_error
+from app.ui.tasks import BackgroundTasks
+from models.library import LibraryEntry, ModelLibrary
+from models.registry import get_architecture
+
+_IMPORT_FILTER = "Detectors (*.safetensors *.pth *.pt *.bin *.ckpt card.json);;All files (*)"
+
+
+class ModelManagerDialog(QDialog):
+    library_changed = Signal()
+    import_finished = Signal(bool)  # True when a model was added
+
+    def __init__(self, library: ModelLibrary | None = None, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Models")
+        self.resize(860, 540)
+        self.library = library or ModelLibrary()
+        self._tasks = BackgroundTasks(threads=1, parent=self)
+
+        self.model_list = QListWidget()
+        self.model_list.currentItemChanged.connect(lambda *_: self._show_card())
+        self.card_view = QTextBrowser()
+        self.import_button = QPushButton("Import…")
+        self.import_button.setToolTip("A Forensight model folder or card.json, a .safetensors file, or a "
+                                      ".pth/.pt state dict (never unpickled with code execution)")
+        self.import_button.clicked.connect(lambda: self.import_model())
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(lambda: self.remove_selected())
+        self.default_button = QPushButton("Make default")
+        self.default_button.clicked.connect(self.make_selected_default)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.model_list)
+        splitter.addWidget(self.card_view)
+        splitter.setSizes([280, 580])
+        buttons = QHBoxLayout()
+        for button in (self.import_button, self.remove_button, self.default_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.status)
+        layout.addLayout(buttons)
+        self.refresh()
+
+    # ---- listing -----------------------------------------------------------------------------
+    def refresh(self, select: str | None = None) -> None:
+        current = select or self.selected_id()
+        default = self.library.default_id()
+        self.model_list.clear()
+        for entry in self.library.entries():
+            card = entry.card
+            mark = "★ " if card.id == default else ""
+            item = QListWidgetItem(f"{mark}{card.name}\n    {card.id} · {card.architecture}")
+            item.setData(Qt.ItemDataRole.UserRole, card.id)
+            self.model_list.addItem(item)
+            if card.id == current:
+                self.model_list.setCurrentItem(item)
+        if self.model_list.currentItem() is None and self.model_list.count():
+            self.model_list.setCurrentRow(0)
+        if not self.model_list.count():
+            self.card_view.setHtml("<p>No detector is installed. Use <b>Import…</b> to add a checkpoint.</p>")
+        self._update_buttons()
+
+    def model_ids(self) -> list[str]:
+        return [self.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.model_list.count())]
+
+    def selected_id(self) -> str | None:
+        item = self.model_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _selected_entry(self) -> LibraryEntry | None:
+        model_id = self.selected_id()
+        return next((e for e in self.library.entries() if e.card.id == model_id), None)
+
+    def _show_card(self) -> None:
+        entry = self._selected_entry()
+        if entry is not None:
+            self.card_view.setHtml(card_html(entry, entry.card.id == self.library.default_id()))
+        self._update_buttons()
+
+    def _update_buttons(self, busy: bool = False) -> None:
+        entry = self._selected_entry()
+        self.import_button.setEnabled(not busy)
+        self.remove_button.setEnabled(not busy and entry is not None and not entry.shipped)
+        self.default_button.setEnabled(not busy and entry is not None)
+
+    # ---- changing the library ----------------------------------------------------------------
+    def import_model(self, path: Path | None = None) -> None:
+        if path is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Import a detector", str(Path.home()), _IMPORT_FILTER)
+            if not chosen:
+                return
+            path = Path(chosen)
+        self.status.setText(f"Importing {path.name}…")
+        self._update_buttons(busy=True)
+        self._tasks.submit(lambda: self.library.import_path(path), self._imported,
+                           lambda reason: self._import_failed(path, reason))
+
+    def _imported(self, entry: LibraryEntry) -> None:
+        self.status.setText(f"Imported {entry.card.id} ({entry.card.architecture}, "
+                            f"weights {entry.card.weights_sha256[:12]}).")
+        self.refresh(select=entry.card.id)
+        self.library_changed.emit()
+        self.import_finished.emit(True)
+
+    def _import_failed(self, path: Path, reason: str) -> None:
+        self.status.setText("")
+        self._update_buttons()
+        show_error(self, "Import failed", f"Cannot import {path.name}.", f"{reason}\n\nThe library is unchanged.")
+        self.import_finished.emit(False)
+
+    def remove_selected(self, confirm: bool = True) -> None:
+        entry = self._selected_entry()
+        if entry is None:
+            return
+        if confirm and QMessageBox.question(
+                self, "Remove model", f"Delete {entry.card.id} and its weights from the library?\n"
+                f"{entry.directory}") != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            self.library.remove(entry.card.id)
+        except Exception as exc:
+            show_error(self, "Cannot remove", str(exc).strip("'\""))
+            return
+        self.status.setText(f"Removed {entry.card.id}.")
+        self.refresh()
+        self.library_changed.emit()
+
+    def make_selected_default(self) -> None:
+        model_id = self.selected_id()
+        if model_id is None:
+            return
+        try:
+            self.library.set_default(model_id)
+        except Exception as exc:
+            show_error(self, "Cannot set the default", str(exc).strip("'\""))
+            return
+        self.status.setText(f"{model_id} is now the default model.")
+        self.refresh(select=model_id)
+        self.library_changed.emit()
+
+    def done(self, result: int) -> None:
+        self._tasks.shutdown()
+        super().done(result)
+
+
+def card_html(entry: LibraryEntry, is_default: bool) -> str:
+    """A model card for people: what it is, what it was trained on, how well it did, how it decides."""
+    card, e = entry.card, html.escape
+    arch = get_architecture(card.architecture)
+    spec = card.input
+    policy = {"resize": f"resize to {spec.size}×{spec.size}",
+              "resize_center_crop": f"resize short side to {spec.resize}, centre crop {spec.size}",
+              "center_crop": f"centre crop {spec.size} (no resize)"}[spec.policy]
+    facts = [
+        ("Id", card.id), ("Architecture", f"{card.architecture} — {arch.family}"),
+        ("Output", f"{card.num_logits} logit(s), {card.output}" + (f", fake = logit {card.fake_index}"
+                                                                    if card.num_logits == 2 else "")),
+        ("Input", f"{policy}; mean {tuple(spec.mean)}, std {tuple(spec.std)}"),
+        ("Threshold", f"{card.threshold:g} (inconclusive {card.inconclusive_band[0]:g}–"
+                      f"{card.inconclusive_band[1]:g})"),
+        ("Trained on", card.trained_on or "not stated"),
+        ("Weights", f"{card.weights_file}, SHA-256 {card.weights_sha256}"),
+        ("Origin", ("ships with Forensight" if entry.shipped else "yours") + f" — {entry.directory}"),
+    ]
+    rows = "".join(f"<tr><td valign='top'><b>{e(k)}</b></td><td style='padding-left:8px'>{e(v)}</td></tr>"
+                   for k, v in facts)
+    parts = [f"<h2 style='margin:2px'>{e(card.name)}{' ★ default' if is_default else ''}</h2>"]
+    if card.description:
+        parts.append(f"<p>{e(card.description)}</p>")
+    parts.append(f"<table>{rows}</table>")
+    parts.append("<h3 style='margin:8px 0 2px'>Measured metrics</h3>")
+    parts.append(_mapping_html(card.metrics) if card.metrics else
+                 "<p>None recorded: evaluate this model on data like your casework before relying on it.</p>")
+    if card.limitations:
+        parts.append(f"<h3 style='margin:8px 0 2px'>Limitations</h3><p>{e(card.limitations)}</p>")
+    if card.provenance:
+        parts.append("<h3 style='margin:8px 0 2px'>Provenance</h3>" + _mapping_html(card.provenance))
+    return "".join(parts)
+
+
+def _mapping_html(values: dict[str, Any]) -> str:
+    def show(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, dict):
+            return ", ".join(f"{k}: {show(v)}" for k, v in value.items())
+        return str(value)
+
+    rows = "".join(f"<tr><td valign='top'><b>{html.escape(str(k))}</b></td>"
+                   f"<td style='padding-left:8px'>{html.escape(show(v))}</td></tr>" for k, v in values.items())
+    return f"<table>{rows}</table>"

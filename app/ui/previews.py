@@ -1,0 +1,41 @@
+"""Pictures for the screen, made in worker threads with the engine's own safe decoder (so a decompression
+bomb or a truncated file costs a message, never the app): table thumbnails and detail-view previews."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtGui import QImage
+
+from app.exif_summary import exif_summary
+from app.ui.qt_images import pil_to_qimage
+from models.imaging import decode, read_file
+
+PREVIEW_MAX_SIDE = 4096  # bigger photos are shown reduced; the scan itself never depends on this
+
+
+@dataclass
+class Preview:
+    path: str
+    image: QImage  # EXIF orientation applied, at most PREVIEW_MAX_SIDE on its long side
+    stored_size: tuple[int, int]  # the file's own pixel size
+    reduced: bool
+    exif: list[tuple[str, str]] = field(default_factory=list)
+
+
+def make_thumbnail(path: str, side: int) -> QImage:
+    data, _ = read_file(Path(path))
+    image = decode(data, draft_size=side).image
+    image.thumbnail((side, side), Image.BILINEAR)
+    return pil_to_qimage(image)
+
+
+def make_preview(path: str) -> Preview:
+    data, _ = read_file(Path(path))
+    decoded = decode(data, draft_size=PREVIEW_MAX_SIDE)
+    image = decoded.image
+    image.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE), Image.LANCZOS)
+    reduced = max(image.size) < max(decoded.width, decoded.height)  # draft decoding or the size cap
+    return Preview(path, pil_to_qimage(image), (decoded.width, decoded.height), reduced,
+                   exif_summary(Path(path)))

@@ -1,0 +1,49 @@
+"""Table thumbnails: made lazily (only for rows the table actually paints) on a worker thread, cached."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QPixmap
+
+from app.ui.previews import make_thumbnail
+from app.ui.tasks import BackgroundTasks
+
+
+class ThumbnailCache(QObject):
+    ready = Signal(str)  # path whose thumbnail has just arrived
+
+    def __init__(self, side: int = 40, capacity: int = 3000, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.side = side
+        self.capacity = capacity
+        self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
+        self._pending: set[str] = set()
+        self._failed: set[str] = set()
+        self._tasks = BackgroundTasks(threads=1, parent=self)  # one thread: the scan needs the other core
+
+    def get(self, path: str) -> QPixmap | None:
+        """The cached thumbnail, or None while it is being made (ready(path) follows) or cannot be made."""
+        pixmap = self._pixmaps.get(path)
+        if pixmap is not None:
+            self._pixmaps.move_to_end(path)
+            return pixmap
+        if path not in self._pending and path not in self._failed:
+            self._pending.add(path)
+            self._tasks.submit(lambda: make_thumbnail(path, self.side),
+                               lambda image: self._arrived(path, image), lambda _reason: self._gave_up(path))
+        return None
+
+    def shutdown(self) -> None:
+        self._tasks.shutdown()
+
+    def _arrived(self, path: str, image) -> None:
+        self._pending.discard(path)
+        self._pixmaps[path] = QPixmap.fromImage(image)  # QPixmap only on the GUI thread
+        while len(self._pixmaps) > self.capacity:
+            self._pixmaps.popitem(last=False)
+        self.ready.emit(path)
+
+    def _gave_up(self, path: str) -> None:
+        self._pending.discard(path)
+        self._failed.add(path)

@@ -1,0 +1,63 @@
+"""The shipped starter model: in the library with no step, honestly labelled, and its card's numbers hold."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.library import ModelLibrary
+from training.evaluate import evaluate
+from training.inspect_data import inspect_dataset
+from tests.conftest import REPO
+
+STARTER = "starter-effnet-lite0"
+HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
+TOLERANCE = 0.01  # CPU kernels may differ in the last bits between machines; the subset has 120 images
+
+
+@pytest.fixture
+def shipped_library(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    return ModelLibrary()
+
+
+def test_starter_is_the_default_without_any_step(shipped_library):
+    entry = shipped_library.resolve(None)
+    assert entry.card.id == STARTER and entry.shipped
+    assert entry.weights_path.stat().st_size < 30 * 2**20
+    card = entry.card
+    assert "diffusion" in card.limitations and "social networks" in card.limitations
+    assert "stronger detector" in card.limitations
+    assert card.metrics["test"]["n"] > 0 and set(card.metrics["test_per_generator"]) == {
+        "dcgan_faces", "painted_eyes", "realesrgan"}
+
+
+def test_card_numbers_hold_on_the_shipped_holdout(shipped_library, tmp_path):
+    model = shipped_library.load(STARTER)
+    report = evaluate(model, HOLDOUT, tmp_path / "eval", split="all", device="cpu", sweeps=False)
+    expected = model.card.metrics["holdout_subset"]
+    got = report["metrics"]
+    assert got["n"] == expected["n"] == 120
+    for key in ("accuracy", "average_precision", "roc_auc", "balanced_accuracy"):
+        assert got[key] == pytest.approx(expected[key], abs=TOLERANCE), key
+    assert got["accuracy"] > 0.75  # well above the 0.5 of chance on this balanced subset
+
+
+def test_holdout_has_no_format_size_or_aspect_shortcut():
+    report = inspect_dataset(HOLDOUT)
+    assert report["shortcuts"] == [], report["shortcuts"]
+
+
+def test_readme_first_command_scans_the_samples(tmp_path):
+    env = os.environ | {"FORENSIGHT_HOME": str(tmp_path / "home")}
+    env.pop("FORENSIGHT_SHIPPED_MODELS", None)
+    run = subprocess.run([sys.executable, "-m", "app", "scan", "resources/samples", "--recursive", "-q"], cwd=REPO,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"Model {STARTER}" in run.stderr
+    samples = [p for p in (REPO / "resources" / "samples").rglob("*") if p.is_file()]
+    assert f"Scanned {len(samples)} of {len(samples)} files" in run.stdout
+    assert re.search(r"unreadable\s+0\n", run.stdout)
