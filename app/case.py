@@ -5,6 +5,7 @@ reuses any score already given to the same content (SHA-256) by the same model a
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -52,6 +53,19 @@ CREATE TABLE IF NOT EXISTS results (
     UNIQUE (file_id, model_id, weights_sha256)
 );
 CREATE INDEX IF NOT EXISTS results_score ON results(model_id, weights_sha256, sha256);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    sha256 TEXT,
+    source TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    strength TEXT NOT NULL,
+    points_to TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL,
+    details TEXT NOT NULL DEFAULT '{}',
+    found_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_file ON evidence(file_id);
 """
 
 
@@ -211,6 +225,31 @@ class Case:
                     ON m.model_id = r.model_id AND m.weights_sha256 = r.weights_sha256
                WHERE r.file_id = ? ORDER BY r.scored_at DESC, r.id DESC""", (file_id,)).fetchall()
         return [ModelScore(*row) for row in rows]
+
+    def record_evidence(self, path: str, sha256: str | None, findings: "Iterable[Finding]") -> None:
+        """Replace the findings of one file (the file row must exist: record its result first)."""
+        row = self.db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            raise CaseError(f"{path} is not in the case yet")
+        now = time.time()
+        with self.db:
+            self.db.execute("DELETE FROM evidence WHERE file_id = ?", (row[0],))
+            self.db.executemany(
+                "INSERT INTO evidence (file_id, sha256, source, kind, strength, points_to, message, details, "
+                "found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(row[0], sha256, f.source, f.kind, f.strength, f.points_to, f.message, f.details_json(), now)
+                 for f in findings])
+
+    def evidence_for(self, file_id: int) -> "list[Finding]":
+        from app.evidence.findings import Finding
+
+        rows = self.db.execute("SELECT source, kind, strength, message, details, points_to FROM evidence "
+                               "WHERE file_id = ? ORDER BY id", (file_id,)).fetchall()
+        return [Finding(source, kind, strength, message, json.loads(details), points_to)
+                for source, kind, strength, message, details, points_to in rows]
+
+    def has_evidence(self, sha256: str) -> bool:
+        return self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
 
     def count_results(self, model_id: str | None = None) -> int:
         if model_id is None:
