@@ -57,3 +57,18 @@ def test_same_seed_same_weights(trace_data, tmp_path):
     assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     c = fit(recipe.with_overrides({"seed": 1}), trace_data, run_dir=tmp_path / "c")
     assert not all(torch.equal(a.state[k], c.state[k]) for k in a.state)
+
+
+def test_fine_tuning_starts_from_a_library_model(trace_data, tmp_path):
+    library = ModelLibrary(home=tmp_path / "home", shipped_dir=tmp_path / "none")
+    base = fit(get_recipe("cifake_cnn").with_overrides(QUICK | {"epochs": 2}), trace_data, run_dir=tmp_path / "base")
+    library.add(base.card, base.state)
+    messages = []
+    recipe = get_recipe("cifake_cnn").with_overrides(QUICK | {"epochs": 1, "pretrained": "cifake_cnn", "lr": 1e-9})
+    tuned = fit(recipe, trace_data, run_dir=tmp_path / "tuned", library=library,
+                on_event=lambda e: messages.append(e.message))
+    assert "fine-tuning from library model cifake_cnn" in messages
+    assert tuned.card.provenance["start_from"].startswith("library:cifake_cnn:")
+    # with a vanishing learning rate the weights stay where the library model left them
+    assert all(torch.allclose(tuned.state[k], base.state[k], atol=1e-5) for k in base.state
+               if base.state[k].is_floating_point())
