@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli_training import add_training_commands
 
     add_training_commands(sub)
+    from app.cli_report import add_report_command
+
+    add_report_command(sub)
     return parser
 
 
@@ -174,7 +177,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.csv:
         from app.csv_export import write_csv
 
-        written = write_csv(case.rows(card.id, paths=summary.paths), args.csv)
+        written = write_csv(case.rows(card.id, paths=summary.paths), args.csv, case.evidence_for)
         print(f"CSV: {args.csv} ({written} rows)")
     case.close()
     return 0

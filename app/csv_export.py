@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from app.case import CaseRow
+from app.evidence.findings import Finding
 
 COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc",
-           "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc"]
+           "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc",
+           "camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -32,12 +34,36 @@ def row_values(row: CaseRow) -> list[object]:
             row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at)]
 
 
-def write_csv(rows: Iterable[CaseRow], path: Path) -> int:
+def evidence_values(findings: list[Finding]) -> list[object]:
+    """The evidence columns: camera, software, generator metadata, C2PA state, JPEG quality, and the
+    strong/moderate findings in words."""
+    def first(kinds: tuple[str, ...]) -> Finding | None:
+        return next((f for f in findings if f.kind in kinds), None)
+
+    camera = first(("camera",))
+    software = next((f.details["software"] for f in findings if f.source == "exif" and f.details.get("software")), "")
+    generator = "; ".join(f.message for f in findings if f.points_to == "generated" and f.source != "c2pa")
+    c2pa = first(("c2pa_invalid", "c2pa_valid", "no_c2pa", "c2pa_unavailable"))
+    c2pa_text = {"c2pa_invalid": "invalid", "c2pa_valid": "valid", "no_c2pa": "none",
+                 "c2pa_unavailable": "unavailable"}.get(c2pa.kind, "") if c2pa else ""
+    if c2pa_text and first(("c2pa_ai_generated",)):
+        c2pa_text += " (AI-generated)"
+    quality = first(("jpeg_quality",))
+    notable = "; ".join(f"{f.strength}: {f.message}" for f in findings if f.strength in ("strong", "moderate"))
+    return [camera.details.get("camera", "") if camera else "", software, generator, c2pa_text,
+            quality.details.get("quality", "") if quality else "", notable]
+
+
+def write_csv(rows: Iterable[CaseRow], path: Path,
+              evidence: Callable[[int], list[Finding]] | None = None) -> int:
+    """Write one line per row; `evidence` (e.g. Case.evidence_for) gives a file's findings by file id,
+    and without it the evidence columns stay empty."""
     count = 0
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow([spreadsheet_safe(v) for v in row_values(row)])
+            findings = evidence(row.file_id) if evidence else []
+            writer.writerow([spreadsheet_safe(v) for v in row_values(row) + evidence_values(findings)])
             count += 1
     return count

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from app.case import Case
+from app.evidence import analyse
 from models.device import describe_device
 from models.discovery import Entry, discover
 from models.engine import CancelToken, ScanEngine, ScanResult
@@ -62,7 +63,9 @@ def list_entries(paths: Iterable[Path], recursive: bool) -> list[Entry]:
 
 
 def run_scan(case: Case, engine: ScanEngine, entries: list[Entry], *, cancel: CancelToken | None = None,
-             on_batch: Callable[[list[ScanResult], ScanSummary], None] | None = None) -> ScanSummary:
+             on_batch: Callable[[list[ScanResult], ScanSummary], None] | None = None,
+             evidence: bool = True) -> ScanSummary:
+    """Scan `entries` into `case`; with `evidence`, each file's metadata findings are stored beside its score."""
     summary = ScanSummary(total=len(entries))
     card = engine.card
     case.register_model(card)
@@ -70,8 +73,12 @@ def run_scan(case: Case, engine: ScanEngine, entries: list[Entry], *, cancel: Ca
     device = describe_device(engine.device)
     start = time.perf_counter()
     cancel = cancel or CancelToken()
-    for batch in engine.scan_batches(entries, prior=prior, cancel=cancel):
+    analyzer = analyse if evidence else None
+    for batch in engine.scan_batches(entries, prior=prior, cancel=cancel, analyzer=analyzer):
         case.record(batch, thresholds=engine.thresholds, device=device)
+        for result in batch:
+            if result.evidence is not None:  # after record(): the file row must exist
+                case.record_evidence(result.path, result.sha256, result.evidence)
         for result in batch:
             summary.add(result)
         summary.elapsed = time.perf_counter() - start

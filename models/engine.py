@@ -12,7 +12,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
@@ -64,6 +64,7 @@ class ScanResult:
     modified: float | None = None
     reused: bool = False  # score taken from the case, not recomputed
     notes: list[str] = field(default_factory=list)
+    evidence: Any = None  # what the scan's analyzer returned for the file's bytes (None without one)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +76,10 @@ class _Prepared:
     entry: Entry
     result: ScanResult
     tensor: torch.Tensor | None = None  # uint8 (3, H, W), ready to batch
+
+
+# Called in a worker thread with the very bytes that were hashed, so extra checks never re-read the file.
+Analyzer = Callable[[bytes, Path], Any]
 
 
 class ScanEngine:
@@ -95,14 +100,17 @@ class ScanEngine:
 
     # ---- public ------------------------------------------------------------------------------
     def scan(self, entries: Iterable[Entry | Path | str], *, prior: Mapping[str, PriorScore] | None = None,
-             cancel: CancelToken | None = None) -> Iterator[ScanResult]:
-        for batch in self.scan_batches(entries, prior=prior, cancel=cancel):
+             cancel: CancelToken | None = None, analyzer: Analyzer | None = None) -> Iterator[ScanResult]:
+        for batch in self.scan_batches(entries, prior=prior, cancel=cancel, analyzer=analyzer):
             yield from batch
 
     def scan_batches(self, entries: Iterable[Entry | Path | str], *,
                      prior: Mapping[str, PriorScore] | None = None,
-                     cancel: CancelToken | None = None) -> Iterator[list[ScanResult]]:
-        """Lists of results in input order; each list ends with one model batch (or the stream's end)."""
+                     cancel: CancelToken | None = None,
+                     analyzer: Analyzer | None = None) -> Iterator[list[ScanResult]]:
+        """Lists of results in input order; each list ends with one model batch (or the stream's end).
+        `analyzer`, when given, runs on every readable file's bytes (reused scores and undecodable files
+        included) and its result lands in ScanResult.evidence."""
         prior = prior or {}
         cancel = cancel or CancelToken()
         source = (e if isinstance(e, Entry) else Entry(Path(e)) for e in entries)
@@ -115,7 +123,7 @@ class ScanEngine:
                         entry = next(source, None)
                         if entry is None:
                             return
-                        pending.append(pool.submit(self._prepare, entry, prior))
+                        pending.append(pool.submit(self._prepare, entry, prior, analyzer))
 
                 refill()
                 ready: list[_Prepared] = []
@@ -144,8 +152,8 @@ class ScanEngine:
                           p_fake=None, label=None, model_id=self.card.id,
                           weights_sha256=self.card.weights_sha256, error=entry.error)
 
-    def _prepare(self, entry: Entry, prior: Mapping[str, PriorScore]) -> _Prepared:
-        """Runs in a worker thread: read, hash, decode, resize. Never raises."""
+    def _prepare(self, entry: Entry, prior: Mapping[str, PriorScore], analyzer: Analyzer | None = None) -> _Prepared:
+        """Runs in a worker thread: read, hash, analyse, decode, resize. Never raises."""
         result = self._blank(entry)
         if entry.error:
             return _Prepared(entry, result)
@@ -153,6 +161,8 @@ class ScanEngine:
             result.modified = entry.path.stat().st_mtime
             data, result.sha256 = read_file(entry.path)
             result.size = len(data)
+            if analyzer is not None:
+                result.evidence = _run_analyzer(analyzer, data, entry.path, result)
             known = prior.get(result.sha256)
             if known is not None:
                 result.p_fake, result.reused = known.p_fake, True
@@ -185,6 +195,14 @@ class ScanEngine:
                     p.result.p_fake = float(prob)
                     p.result.label = self.thresholds.label(p.result.p_fake)
         return [p.result for p in ready]
+
+
+def _run_analyzer(analyzer: Analyzer, data: bytes, path: Path, result: ScanResult) -> Any:
+    try:
+        return analyzer(data, path)
+    except Exception as exc:  # an analyzer bug costs a note, never the file's score
+        result.notes.append(f"analysis failed ({type(exc).__name__}: {exc})")
+        return None
 
 
 def probabilities(logits: torch.Tensor, num_logits: int, fake_index: int = 1) -> torch.Tensor:

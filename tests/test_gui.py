@@ -230,6 +230,19 @@ def test_export_csv_writes_every_row(scanned, tmp_path):
     assert "'=HYPERLINK(evil).png" in out.read_text(encoding="utf-8")  # the CLI's safe exporter
 
 
+def test_export_report_writes_the_pdf_and_its_hash_off_the_gui_thread(scanned, qtbot, tmp_path):
+    import hashlib
+
+    window, _ = scanned
+    out = tmp_path / "report.pdf"
+    window.export_report(out, title="GUI report", examiner="Desk Examiner")
+    qtbot.waitUntil(lambda: not window.report_tasks.busy(), timeout=SCAN_TIMEOUT_MS)
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert out.read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "report.pdf.sha256").read_text() == f"{digest}  report.pdf\n"
+    assert digest in window.statusBar().currentMessage()
+
+
 def test_open_case_refuses_a_file_that_is_not_a_case(qtbot, home, tmp_path):
     window = open_window(qtbot)
     current = window.case.path

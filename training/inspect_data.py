@@ -77,6 +77,13 @@ def estimate_jpeg_quality(quantization: dict) -> int | None:
     return int(np.argmin(distance)) + 1  # the first minimum: the lowest quality among exact ties
 
 
+def is_libjpeg_table(quantization: dict, quality: int) -> bool:
+    """Whether table 0 of `quantization` is exactly the one libjpeg writes at `quality` (IJG scaling)."""
+    table = (quantization or {}).get(0)
+    return table is not None and len(table) == 64 and 1 <= quality <= 100 and bool(
+        np.array_equal(np.asarray(table, dtype=np.int64), _QUALITY_TABLES[quality - 1]))
+
+
 # ---------------------------------------------------------------- reading files
 
 @dataclass

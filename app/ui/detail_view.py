@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSli
                                QVBoxLayout, QWidget)
 
 from app.case import CaseRow, ModelScore
+from app.evidence.findings import Finding
 from app.ui.image_viewer import ImageViewer
 from app.ui.previews import Preview, make_preview
 from app.ui.results_model import human_size, verdict
@@ -31,6 +32,7 @@ class DetailView(QWidget):
         self._tasks = BackgroundTasks(threads=1, parent=self)
         self._row: CaseRow | None = None
         self._scores: list[ModelScore] = []
+        self._findings: list[Finding] = []
         self._preview: Preview | None = None
         self._exif_text = ""
 
@@ -92,8 +94,10 @@ class DetailView(QWidget):
         self.show_row(None, [])
 
     # ---- public ------------------------------------------------------------------------------
-    def show_row(self, row: CaseRow | None, scores: list[ModelScore]) -> None:
+    def show_row(self, row: CaseRow | None, scores: list[ModelScore],
+                 findings: list[Finding] | None = None) -> None:
         self._row, self._scores, self._preview, self._exif_text = row, scores, None, ""
+        self._findings = list(findings or [])
         self._render_facts()
         self.status.setText("")
         if row is None:
@@ -226,12 +230,21 @@ class DetailView(QWidget):
             parts.append(f"<table>{lines}</table>")
         else:
             parts.append("<p>Not scored by any model yet.</p>")
+        parts.append("<h4 style='margin:6px 0 2px'>Evidence in the file</h4>")
+        parts.append(self._findings_html(self._findings))
         parts.append("<h4 style='margin:6px 0 2px'>Metadata</h4>")
         if self._exif_text:
             parts.append(self._exif_text)
         else:
             parts.append("<p>Loading…</p>" if self._preview is None and not row.error else "<p>None found.</p>")
         self.facts.setHtml("".join(parts))
+
+    @staticmethod
+    def _findings_html(findings: list[Finding]) -> str:
+        if not findings:
+            return "<p>Not checked yet (scan the file to check its metadata).</p>"
+        items = "".join(f"<li><b>{html.escape(f.strength)}</b> — {html.escape(f.message)}</li>" for f in findings)
+        return f"<ul style='margin:0'>{items}</ul>"
 
     @staticmethod
     def _exif_html(preview: Preview) -> str:

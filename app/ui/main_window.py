@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QDir, QThread, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFileSystemModel,
-                               QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar, QTreeView, QWidget)
+                               QInputDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar, QTreeView, QWidget)
 
 from app.case import Case, CaseError
 from app.csv_export import write_csv
@@ -22,6 +22,7 @@ from app.ui.model_manager import ModelManagerDialog
 from app.ui.palette import apply_palette
 from app.ui.results_panel import ResultsPanel
 from app.ui.settings import open_settings, read_bool, read_float, read_int
+from app.ui.tasks import BackgroundTasks
 from app.ui.workers import ExplainService, ScanProgress, ScanRequest, ScanWorker, start_scan_thread
 from models.device import DeviceError, describe_device, select_device
 from models.labels import Thresholds
@@ -47,6 +48,7 @@ class MainWindow(QMainWindow):
         self._thread: QThread | None = None
 
         self.explainer = ExplainService(device=self.device, parent=self)
+        self.report_tasks = BackgroundTasks(1, self)  # PDF reports, one at a time, off the GUI thread
         self._build_actions()
         self._build_toolbar()
         self._build_body()
@@ -74,6 +76,8 @@ class MainWindow(QMainWindow):
         self.new_case_action = action("New case…", self.new_case, ["Ctrl+N"], "Start an empty case file")
         self.open_case_action = action("Open case…", self.open_case, ["Ctrl+Shift+O"], "Open a .sqlite case file")
         self.export_action = action("Export CSV…", self.export_csv, ["Ctrl+E"], "Every file of the case, as CSV")
+        self.report_action = action("Export report…", self.export_report, ["Ctrl+Shift+E"],
+                                    "A PDF report of the case, with its SHA-256 beside it")
         self.quit_action = action("Quit", self.close, ["Ctrl+Q"])
         self.manage_models_action = action("Manage models…", self.manage_models, ["Ctrl+M"])
         self.dark_action = action("Dark palette", self._toggle_dark)
@@ -162,7 +166,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction(self.open_folder_action)
         file_menu.addSeparator()
-        file_menu.addActions([self.new_case_action, self.open_case_action, self.export_action])
+        file_menu.addActions([self.new_case_action, self.open_case_action, self.export_action, self.report_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         scan_menu = self.menuBar().addMenu("&Scan")
@@ -498,16 +502,50 @@ class MainWindow(QMainWindow):
                 return
             path = Path(chosen)
         try:
-            written = write_csv(self.case.rows(self.shown_model_id), path)
+            written = write_csv(self.case.rows(self.shown_model_id), path, self.case.evidence_for)
         except OSError as exc:
             show_error(self, "Export failed", f"Cannot write {path}.", exc.strerror or str(exc))
             return
         self.statusBar().showMessage(f"Exported {written} rows to {path}", 8000)
 
+    def export_report(self, path: Path | None = None, title: str | None = None, examiner: str | None = None) -> None:
+        """Build the case's PDF report on a worker thread (the same build_report as `forensight report`);
+        asks for the file, title and examiner when they are not given."""
+        if self.case is None:
+            return
+        if self.report_tasks.busy():
+            self.statusBar().showMessage("A report is already being written.", 5000)
+            return
+        if path is None:
+            start = str(Path(str(self.settings.value("scan/last_folder", Path.home()))) / f"{self.case.path.stem}.pdf")
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export report", start, "PDF (*.pdf)")
+            if not chosen:
+                return
+            path = Path(chosen).with_suffix(".pdf")
+        if title is None:
+            title, ok = QInputDialog.getText(self, "Export report", "Report title:", text="Forensight report")
+            if not ok:
+                return
+        if examiner is None:
+            examiner, ok = QInputDialog.getText(self, "Export report", "Examiner:")
+            if not ok:
+                return
+        from app.report import build_report  # ReportLab loads on first use, not at start-up
+
+        case_path, model_id = self.case.path, self.shown_model_id
+        self.statusBar().showMessage(f"Writing report {path.name}…")
+        self.report_tasks.submit(
+            lambda: build_report(case_path, path, title=title, examiner=examiner, model_id=model_id),
+            lambda info: self.statusBar().showMessage(
+                f"Report {info.pdf_path.name}: {info.pages} pages, SHA-256 {info.sha256}", 15000),
+            lambda reason: show_error(self, "Report failed", f"Cannot write {path.name}.", reason))
+
     # ---- detail ------------------------------------------------------------------------------
     def _show_detail(self, row) -> None:
-        scores = self.case.scores_for_file(row.file_id) if row is not None and self.case is not None else []
-        self.detail.show_row(row, scores)
+        known = row is not None and self.case is not None
+        scores = self.case.scores_for_file(row.file_id) if known else []
+        findings = self.case.evidence_for(row.file_id) if known else []
+        self.detail.show_row(row, scores, findings)
 
     # ---- appearance and closing --------------------------------------------------------------
     def _toggle_dark(self) -> None:
@@ -521,7 +559,7 @@ class MainWindow(QMainWindow):
         self.wait_for_scan()
         QApplication.processEvents()  # deliver the scan's last signals before the widgets go
         self._save_settings()
-        for service in (self.results.thumbnails, self.explainer, self.detail):
+        for service in (self.results.thumbnails, self.explainer, self.detail, self.report_tasks):
             service.shutdown()
         if self.case is not None:
             self.case.close()

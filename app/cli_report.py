@@ -1,0 +1,70 @@
+"""`forensight report`: the case's PDF report (and optionally its CSV), the same document as the desktop app's."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.errors import UsageError
+
+
+def add_report_command(sub) -> None:
+    p = sub.add_parser("report", help="write a PDF report of a case (with its SHA-256 beside it)",
+                       description="Build a PDF report from a case database: method, summary, every file, "
+                       "a page per flagged image, unreadable files and the models' limitations.")
+    p.add_argument("case", type=Path, metavar="CASE", help="case database (.sqlite) written by `forensight scan`")
+    p.add_argument("--pdf", required=True, type=Path, metavar="FILE")
+    p.add_argument("--csv", type=Path, metavar="FILE", help="also write the same rows as CSV")
+    p.add_argument("--title", default="Forensight report")
+    p.add_argument("--examiner", default="", metavar="NAME")
+    p.add_argument("--only", choices=("flagged",), help="list only AI-generated and inconclusive files")
+    p.add_argument("--model", metavar="ID", help="whose results to report (default: the most recently used)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if not args.case.is_file():
+        raise UsageError(f"case file {args.case} does not exist")
+    from app.report import ReportError, build_report
+
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5, desc="report")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        info = build_report(args.case, args.pdf, title=args.title, examiner=args.examiner,
+                            only_flagged=args.only == "flagged", model_id=args.model,
+                            progress=progress if bar else None)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.pdf}: {exc.strerror or exc}") from None
+    finally:
+        if bar:
+            bar.close()
+    print(f"PDF: {info.pdf_path} ({info.pages} pages, {info.files} files, {info.flagged} flagged)")
+    print(f"SHA-256: {info.sha256}  ({info.sha256_path.name})")
+    if args.csv:
+        written = write_report_csv(args)
+        print(f"CSV: {args.csv} ({written} rows)")
+    return 0
+
+
+def write_report_csv(args: argparse.Namespace) -> int:
+    from app.case import Case
+    from app.csv_export import write_csv
+    from app.report.data import select_rows
+
+    with Case(args.case) as case:
+        try:
+            return write_csv(select_rows(case, args.model, args.only == "flagged"), args.csv)
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.csv}: {exc.strerror or exc}") from None

@@ -1,0 +1,62 @@
+"""Facts about how a file was encoded: the JPEG quality its quantisation tables imply, whether those are the
+standard IJG tables (libjpeg-based software) or custom ones (cameras, some apps), and signs that an editor
+re-saved it. Context for the examiner, never a verdict: all findings are 'info'."""
+from __future__ import annotations
+
+import re
+
+from PIL import Image
+
+from app.evidence.findings import Finding
+from training.inspect_data import estimate_jpeg_quality, is_libjpeg_table
+
+EDITORS = {  # display name → pattern matched in EXIF Software
+    "Adobe Photoshop": r"photoshop",
+    "Adobe Lightroom": r"lightroom",
+    "GIMP": r"\bgimp\b",
+    "Snapseed": r"snapseed",
+    "Affinity Photo": r"affinity",
+    "Pixelmator": r"pixelmator",
+    "Paint.NET": r"paint\.net",
+    "Capture One": r"capture one",
+    "darktable": r"darktable",
+    "RawTherapee": r"rawtherapee",
+    "Luminar": r"luminar",
+    "Picasa": r"picasa",
+    "ACDSee": r"acdsee",
+}
+_EDITOR_RES = {name: re.compile(pattern, re.IGNORECASE) for name, pattern in EDITORS.items()}
+
+
+def check_jpeg_facts(data: bytes, image: Image.Image | None) -> list[Finding]:
+    if image is None:
+        return []
+    findings = _quality(image) if image.format == "JPEG" else []
+    software = _software(image)
+    editor = next((name for name, pattern in _EDITOR_RES.items() if pattern.search(software)), "")
+    if editor:
+        findings.append(Finding("file", "resaved_by_editor", "info",
+                                f"Re-saved by {editor} (EXIF Software: {software[:80]}): the pixels may have been "
+                                "edited since capture.", {"software": software[:200], "editor": editor}))
+    return findings
+
+
+def _quality(image: Image.Image) -> list[Finding]:
+    quantization = getattr(image, "quantization", None) or {}
+    quality = estimate_jpeg_quality(quantization)
+    if quality is None:
+        return []
+    standard = is_libjpeg_table(quantization, quality)
+    message = (f"JPEG quality {quality}, standard IJG tables (libjpeg-based software)." if standard
+               else f"JPEG quality about {quality} (nearest equivalent): custom tables, as cameras and some apps "
+                    "write.")
+    return [Finding("jpeg", "jpeg_quality", "info", message,
+                    {"quality": quality, "standard_tables": standard, "tables": len(quantization)})]
+
+
+def _software(image: Image.Image) -> str:
+    try:
+        value = image.getexif().get(0x0131)  # Software
+    except Exception:
+        return ""
+    return str(value).strip("\x00 ") if isinstance(value, str) else ""

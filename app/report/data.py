@@ -1,0 +1,110 @@
+"""What a report says, read from the case database: the rows, the models behind them, the counts."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.case import Case, CaseRow
+from app.evidence.findings import Finding
+from models.labels import FAKE, INCONCLUSIVE, LABELS
+
+UNREADABLE = "unreadable"
+NOT_SCORED = "not scored"
+FLAGGED_LABELS = (FAKE, INCONCLUSIVE)
+
+
+class ReportError(ValueError):
+    """The report cannot be made from this case (a sentence for the user)."""
+
+
+@dataclass
+class ModelUse:
+    """One model (id + weights) as the case used it, with the settings its results were given under."""
+    model_id: str
+    weights_sha256: str
+    name: str
+    architecture: str
+    card: dict  # the card JSON stored in the case ({} when absent or unreadable)
+    settings: list[tuple[float | None, float | None, float | None, str]]  # threshold, band low/high, device
+    files: int
+
+
+@dataclass
+class ReportData:
+    case_path: Path
+    model_id: str | None
+    rows: list[CaseRow]  # the rows the report shows (all, or only the flagged ones)
+    all_rows: list[CaseRow]  # every file of the case for that model: counts and histogram
+    models: list[ModelUse]
+    evidence: dict[int, list[Finding]] = field(default_factory=dict)  # file id → findings (may be empty)
+    only_flagged: bool = False
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(outcome(row) for row in self.all_rows)
+
+    @property
+    def flagged(self) -> list[CaseRow]:
+        return [row for row in self.rows if is_flagged(row)]
+
+    @property
+    def unreadable(self) -> list[CaseRow]:
+        return [row for row in self.all_rows if row.error]
+
+
+def outcome(row: CaseRow) -> str:
+    if row.error:
+        return UNREADABLE
+    if row.label in LABELS:
+        return row.label
+    return NOT_SCORED
+
+
+def is_flagged(row: CaseRow) -> bool:
+    return not row.error and row.label in FLAGGED_LABELS
+
+
+def select_rows(case: Case, model_id: str | None, only_flagged: bool) -> list[CaseRow]:
+    """The rows a report (and its CSV) covers; one shared rule for the CLI and the desktop app."""
+    rows = case.rows(model_id)
+    return [row for row in rows if is_flagged(row)] if only_flagged else rows
+
+
+def model_uses(case: Case) -> list[ModelUse]:
+    cards = {(mid, sha): (name or mid, arch or "", _card(card_json)) for mid, sha, name, arch, card_json in
+             case.db.execute("SELECT model_id, weights_sha256, name, architecture, card_json FROM models")}
+    settings: dict[tuple[str, str], list] = {}
+    files: Counter = Counter()
+    for mid, sha, threshold, low, high, device, count in case.db.execute(
+            """SELECT model_id, weights_sha256, threshold, band_low, band_high, COALESCE(device, ''), COUNT(*)
+               FROM results GROUP BY model_id, weights_sha256, threshold, band_low, band_high, device
+               ORDER BY model_id, weights_sha256"""):
+        settings.setdefault((mid, sha), []).append((threshold, low, high, device))
+        files[(mid, sha)] += count
+    uses = []
+    for key in sorted(set(settings) | set(cards)):
+        name, arch, card = cards.get(key, (key[0], "", {}))
+        uses.append(ModelUse(key[0], key[1], name, arch or str(card.get("architecture", "")), card,
+                             settings.get(key, []), files.get(key, 0)))
+    return [use for use in uses if use.files]  # "used in the case": registered but never scored is left out
+
+
+def load_report_data(case: Case, model_id: str | None, only_flagged: bool) -> ReportData:
+    all_rows = case.rows(model_id)
+    if model_id is not None and not any(row.model_id == model_id for row in all_rows):
+        known = ", ".join(sorted({use.model_id for use in model_uses(case)})) or "none"
+        raise ReportError(f"model {model_id!r} has no results in this case (models used: {known})")
+    model_id = next((row.model_id for row in all_rows if row.model_id), model_id)
+    rows = [row for row in all_rows if is_flagged(row)] if only_flagged else all_rows
+    evidence = {row.file_id: case.evidence_for(row.file_id) for row in rows}
+    return ReportData(Path(case.path), model_id, rows, all_rows, model_uses(case), evidence, only_flagged)
+
+
+def _card(text: str | None) -> dict:
+    try:
+        card = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return card if isinstance(card, dict) else {}

@@ -1,0 +1,227 @@
+"""The report's sections as ReportLab flowables, in reading order."""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from reportlab.lib import colors
+from reportlab.platypus import Image, PageBreak, Paragraph, Spacer, Table, TableStyle
+
+from app.case import CaseRow
+from app.report.charts import histogram_png
+from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
+from app.report.layout import MARGIN, PAGE, text
+from app.report.pictures import GradCam, Picture, thumbnail
+from models.labels import LABELS
+
+Progress = Callable[[int, int], None]
+WIDTH = PAGE[0] - 2 * MARGIN
+ROWS_PER_TABLE = 40  # short tables lay out fast; each repeats the header when it splits over a page
+KEY_STRENGTHS = ("strong", "moderate")
+
+
+def cover(s: dict, data: ReportData, *, title: str, examiner: str, created: datetime, machine: dict) -> list:
+    scope = (f"Only the flagged files (AI-generated or inconclusive): {len(data.rows)} of {len(data.all_rows)} "
+             "files are listed; the counts and the histogram cover every file." if data.only_flagged
+             else f"Every file of the case: {len(data.rows)} files.")
+    facts = [("Examiner", examiner or "(not stated)"),
+             ("Created", created.isoformat(timespec="seconds") + f" ({created.tzname()})"),
+             ("Case file", str(data.case_path)),
+             ("Results of model", data.model_id or "(no results yet)"),
+             ("Scope", scope),
+             ("Forensight", machine["forensight"]),
+             ("Machine", f"{machine['hostname']} — {machine['os']}"),
+             ("Software", f"Python {machine['python']}, torch {machine['torch']}, ReportLab {machine['reportlab']}")]
+    return [Spacer(1, 30), Paragraph(text(title), s["title"]), Spacer(1, 12),
+            facts_table(s, facts, 110),
+            Spacer(1, 14),
+            Paragraph("A detector's P(fake) is a statistical estimate, not proof. Read it together with the "
+                      "metadata findings and the models' stated limitations at the end of this report.", s["body"]),
+            PageBreak()]
+
+
+def method(s: dict, data: ReportData) -> list:
+    story: list = [Paragraph("Method", s["h1"])]
+    if not data.models:
+        return story + [Paragraph("No model has scored any file of this case.", s["body"])]
+    for use in data.models:
+        story += [Paragraph(text(f"{use.name} ({use.model_id})"), s["h2"]), facts_table(s, model_facts(use), 110)]
+    story.append(Paragraph("Files are hashed (SHA-256) as they are read; the hash in this report identifies "
+                           "the exact bytes that were scored.", s["small"]))
+    return story
+
+
+def model_facts(use: ModelUse) -> list[tuple[str, str]]:
+    card = use.card
+    settings = "; ".join(
+        f"threshold {_num(t)}, inconclusive {_num(lo)}–{_num(hi)}, device {dev or 'not recorded'}"
+        for t, lo, hi, dev in use.settings) or "not recorded"
+    facts = [("Model id", use.model_id), ("Architecture", use.architecture or "not stated"),
+             ("Weights SHA-256", use.weights_sha256),
+             ("Trained on", card.get("trained_on") or "not stated on the card"),
+             ("Scan settings", settings), ("Files scored", str(use.files))]
+    if card.get("description"):
+        facts.insert(2, ("Description", str(card["description"])))
+    return facts
+
+
+def summary(s: dict, data: ReportData) -> list:
+    counts = data.counts
+    names = list(LABELS) + [UNREADABLE] + ([NOT_SCORED] if counts.get(NOT_SCORED) else [])
+    rows = [[Paragraph("Outcome", s["head"]), Paragraph("Files", s["head"])]]
+    rows += [[Paragraph(text(name), s["body"]), Paragraph(str(counts.get(name, 0)), s["body"])] for name in names]
+    rows.append([Paragraph("<b>total</b>", s["body"]), Paragraph(f"<b>{len(data.all_rows)}</b>", s["body"])])
+    table = Table(rows, colWidths=[120, 60], hAlign="LEFT")
+    table.setStyle(grid_style())
+    story = [Paragraph("Summary", s["h1"]), table, Spacer(1, 10)]
+    scores = [row.p_fake for row in data.all_rows if row.p_fake is not None and not row.error]
+    if scores:
+        threshold, band = _settings_of(data)
+        png = histogram_png(scores, threshold, band)
+        story += [Paragraph("P(fake) of every scored file", s["h2"]),
+                  Image(io.BytesIO(png), width=WIDTH, height=WIDTH * 2.4 / 6.0)]
+    return story + [PageBreak()]
+
+
+def file_table(s: dict, data: ReportData, progress: Progress, done: int, total: int) -> tuple[list, int]:
+    widths = [40, 96, 132, 44, 58, WIDTH - 370]
+    header = [Paragraph(h, s["head"]) for h in ("", "File", "SHA-256", "P(fake)", "Label", "Key evidence")]
+    story: list = [Paragraph("Files" + (" (flagged only)" if data.only_flagged else ""), s["h1"])]
+    if not data.rows:
+        return story + [Paragraph("No files to list.", s["body"]), PageBreak()], done
+    for start in range(0, len(data.rows), ROWS_PER_TABLE):
+        body = []
+        for row in data.rows[start:start + ROWS_PER_TABLE]:
+            body.append(file_row(s, row, data))
+            done += 1
+            progress(done, total)
+        table = Table([header] + body, colWidths=widths, repeatRows=1)
+        table.setStyle(grid_style())
+        story.append(table)
+    return story + [PageBreak()], done
+
+
+def file_row(s: dict, row: CaseRow, data: ReportData) -> list:
+    sha = row.sha256 or ""
+    key = [f.message for f in data.evidence.get(row.file_id, []) if f.strength in KEY_STRENGTHS]
+    label = UNREADABLE if row.error else (row.label or NOT_SCORED)
+    return [picture_flowable(thumbnail(row, 96), 34, s),
+            Paragraph(text(Path(row.path).name), s["cell"]),
+            Paragraph(f"{text(sha[:32])}<br/>{text(sha[32:])}" if sha else "—", s["mono"]),
+            Paragraph("—" if row.p_fake is None else f"{row.p_fake:.3f}", s["cell"]),
+            Paragraph(text(label), s["cell"]),
+            Paragraph("<br/>".join(text(m) for m in key) or ("—" if not row.error else text(row.error)), s["cell"])]
+
+
+def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, total: int) -> tuple[list, int]:
+    flagged = data.flagged
+    if not flagged:
+        return [], done
+    weights = next((row.weights_sha256 for row in flagged if row.weights_sha256), None)
+    cam = GradCam(data.model_id, weights)
+    story: list = []
+    for row in flagged:
+        image, heat = cam.pictures(row)
+        side = (WIDTH - 12) / 2
+        pictures = Table([[Paragraph("Image", s["h2"]), Paragraph("Grad-CAM: where the model saw 'fake'", s["h2"])],
+                          [picture_flowable(image, side, s), picture_flowable(heat, side, s)]],
+                         colWidths=[side + 6, side + 6])
+        pictures.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+        story += [Paragraph(text(f"Flagged: {Path(row.path).name}"), s["h1"]),
+                  facts_table(s, file_facts(row), 90), Spacer(1, 8), pictures, Spacer(1, 6),
+                  *findings_section(s, data.evidence.get(row.file_id, [])), PageBreak()]
+        done += 1
+        progress(done, total)
+    return story, done
+
+
+def file_facts(row: CaseRow) -> list[tuple[str, str]]:
+    modified = (datetime.fromtimestamp(row.modified, tz=timezone.utc).isoformat(timespec="seconds")
+                if row.modified is not None else "unknown")
+    return [("Path", row.path), ("SHA-256", row.sha256 or "unknown"),
+            ("Size", f"{row.size:,} bytes" if row.size is not None else "unknown"),
+            ("Picture", f"{row.width}×{row.height} {row.format or ''}".strip() if row.width else "unknown"),
+            ("Modified (UTC)", modified),
+            ("P(fake)", "—" if row.p_fake is None else f"{row.p_fake:.4f}"),
+            ("Label", f"{row.label} (threshold {_num(row.threshold)})"), ("Model", row.model_id or "")]
+
+
+def findings_section(s: dict, findings: list) -> list:
+    story: list = [Paragraph("Metadata and provenance", s["h2"])]
+    if not findings:
+        return story + [Paragraph("No metadata findings are recorded for this file (the case may predate "
+                                  "the metadata checks).", s["body"])]
+    rows = [[Paragraph(h, s["head"]) for h in ("Strength", "Source", "Points to", "Finding")]]
+    rows += [[Paragraph(text(f.strength), s["cell"]), Paragraph(text(f.source), s["cell"]),
+              Paragraph(text(f.points_to or "—"), s["cell"]), Paragraph(text(f.message), s["cell"])]
+             for f in findings]
+    table = Table(rows, colWidths=[50, 50, 55, WIDTH - 155], repeatRows=1)
+    table.setStyle(grid_style())
+    return story + [table]
+
+
+def unreadable_appendix(s: dict, data: ReportData) -> list:
+    story: list = [Paragraph("Appendix: unreadable files", s["h1"])]
+    rows = data.unreadable
+    if not rows:
+        return story + [Paragraph("Every file could be read.", s["body"]), PageBreak()]
+    table = [[Paragraph(h, s["head"]) for h in ("File", "SHA-256", "Reason")]]
+    table += [[Paragraph(text(row.path), s["cell"]),
+               Paragraph(f"{text((row.sha256 or '—')[:32])}<br/>{text((row.sha256 or '')[32:])}", s["mono"]),
+               Paragraph(text(row.error), s["cell"])] for row in rows]
+    grid = Table(table, colWidths=[170, 132, WIDTH - 302], repeatRows=1)
+    grid.setStyle(grid_style())
+    return story + [grid, PageBreak()]
+
+
+def limitations(s: dict, data: ReportData) -> list:
+    story: list = [Paragraph("Limitations of the models", s["h1"])]
+    for use in data.models:
+        stated = use.card.get("limitations") or "The model's card states no limitations."
+        story += [Paragraph(text(f"{use.name} ({use.model_id})"), s["h2"]), Paragraph(text(stated), s["body"])]
+    story.append(Paragraph(
+        "Grad-CAM shows where a model's evidence for 'fake' is strongest, scaled per image; it does not show "
+        "how strong that evidence is. Missing metadata is common in genuine photographs that were edited or "
+        "shared online, and metadata can be forged.", s["small"]))
+    return story
+
+
+# ---- helpers --------------------------------------------------------------------------------------------
+def facts_table(s: dict, facts: list[tuple[str, str]], key_width: float) -> Table:
+    rows = [[Paragraph(f"<b>{text(k)}</b>", s["body"]),
+             Paragraph(text(v), s["mono_body"] if "SHA-256" in k else s["body"])] for k, v in facts]
+    table = Table(rows, colWidths=[key_width, WIDTH - key_width], hAlign="LEFT")
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                               ("TOPPADDING", (0, 0), (-1, -1), 2)]))
+    return table
+
+
+def grid_style() -> TableStyle:
+    return TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#34495e")),
+                       ("GRID", (0, 0), (-1, -1), 0.25, colors.lightgrey),
+                       ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                       ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f4f6f8")])])
+
+
+def picture_flowable(picture: Picture, box: float, s: dict):
+    if picture.jpeg is None:
+        return Paragraph(text(picture.reason or "no picture"), s["small"])
+    width, height = picture.size
+    scale = box / max(width, height)
+    return Image(io.BytesIO(picture.jpeg), width=width * scale, height=height * scale)
+
+
+def _settings_of(data: ReportData) -> tuple[float | None, tuple[float, float] | None]:
+    """The threshold and band of the shown model's results (the first recorded, when they varied)."""
+    for use in data.models:
+        if use.model_id == data.model_id and use.settings:
+            threshold, low, high, _device = use.settings[0]
+            return threshold, (low, high) if low is not None and high is not None else None
+    return None, None
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+

@@ -1,0 +1,90 @@
+"""The pictures in a report: thumbnails, the flagged image and its Grad-CAM overlay, each as JPEG bytes.
+
+Every picture is read again from the evidence file (read-only) and shown only when the file still has the
+SHA-256 recorded in the case: a report must never show a picture other than the one that was scored."""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from app.case import CaseRow
+from models.imaging import ImageDecodeError, decode, read_file
+
+
+@dataclass
+class Picture:
+    jpeg: bytes | None  # None when it cannot be shown
+    size: tuple[int, int] = (0, 0)
+    reason: str = ""  # why there is no picture
+
+
+def current_image(row: CaseRow, draft: int) -> tuple[Image.Image | None, str]:
+    """The file's picture if it still matches the case, else a reason."""
+    try:
+        data, sha256 = read_file(Path(row.path))
+    except ImageDecodeError as exc:
+        return None, str(exc)
+    if row.sha256 and sha256 != row.sha256:
+        return None, "the file has changed since the scan (its SHA-256 no longer matches)"
+    try:
+        return decode(data, draft_size=draft).image, ""
+    except ImageDecodeError as exc:
+        return None, str(exc)
+
+
+def to_picture(image: Image.Image, longest: int) -> Picture:
+    image = image.convert("RGB")
+    image.thumbnail((longest, longest), Image.LANCZOS)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return Picture(buffer.getvalue(), image.size)
+
+
+def thumbnail(row: CaseRow, longest: int = 96) -> Picture:
+    if row.error:
+        return Picture(None, reason="—")
+    image, reason = current_image(row, draft=longest)
+    return to_picture(image, longest) if image is not None else Picture(None, reason=reason)
+
+
+class GradCam:
+    """Grad-CAM overlays for one model, when this computer's library holds the same weights as the case."""
+
+    def __init__(self, model_id: str | None, weights_sha256: str | None) -> None:
+        self.explainer = None
+        self.reason = ""
+        try:
+            from models.explain import Explainer
+            from models.library import ModelLibrary
+
+            library = ModelLibrary()
+            entry = library.get(model_id or "")
+            if entry.card.weights_sha256 != weights_sha256:
+                self.reason = f"model {model_id!r} in this computer's library has other weights than the scan's"
+                return
+            self.explainer = Explainer(library.load(entry), device="cpu")
+        except Exception as exc:  # missing or broken model: the report says so instead of failing
+            self.reason = f"model {model_id!r} cannot be loaded from this computer's library ({exc})"
+
+    def pictures(self, row: CaseRow, longest: int = 480) -> tuple[Picture, Picture]:
+        """The image and its overlay (or a reason in the overlay's place)."""
+        from models.explain import overlay
+        from models.preprocess import draft_size
+
+        spec = self.explainer.card.input if self.explainer else None
+        image, reason = current_image(row, draft=draft_size(spec) if spec else longest)
+        if image is None:
+            return Picture(None, reason=reason), Picture(None, reason=reason)
+        shown = to_picture(image, longest)
+        if self.explainer is None:
+            return shown, Picture(None, reason=self.reason)
+        try:
+            view = self.explainer.model_view_map(image)
+        except Exception as exc:
+            return shown, Picture(None, reason=f"Grad-CAM failed ({exc})")
+        small = image.copy()
+        small.thumbnail((longest, longest), Image.LANCZOS)
+        return shown, to_picture(overlay(small, view.render(small.size)), longest)
