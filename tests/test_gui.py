@@ -315,3 +315,23 @@ def test_command_line_subcommands_never_import_qt(home):
             "print('QT' if any(m.startswith('PySide6') for m in sys.modules) else 'NO-QT')")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip().endswith("NO-QT"), run.stdout + run.stderr
+
+
+def test_detail_view_lists_the_files_own_evidence(qtbot, home, tmp_path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    spread_model(ModelLibrary())
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    info = PngInfo()
+    info.add_text("parameters", "a cat astronaut\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 64x64")
+    images.gradient(64, 64).save(folder / "generated.png", pnginfo=info)
+    window = open_window(qtbot)
+    scan(qtbot, window, folder)
+    window.results.select_row(0)
+    facts = window.detail.facts
+    qtbot.waitUntil(lambda: "Evidence in the file" in facts.toPlainText(), timeout=10_000)
+    text = facts.toPlainText()
+    assert "strong — Generation parameters" in text and "'parameters' text chunk" in text
+    assert "weak — No camera make or model" in text
