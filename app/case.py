@@ -141,11 +141,13 @@ class Case:
                             (card.id, card.weights_sha256, card.name, card.architecture, card.to_json()))
 
     def record(self, results: Iterable[ScanResult], *, thresholds=None, device: str = "") -> None:
-        """Write a batch of results in one transaction."""
+        """Write a batch of results, and the findings of those that carry evidence, in one transaction."""
         now = time.time()
         with self.db:
             for r in results:
                 file_id = self._upsert_file(r, now)
+                if r.evidence is not None:
+                    self._replace_evidence(file_id, r.sha256, r.evidence, now)
                 self.db.execute(
                     """INSERT INTO results (file_id, sha256, model_id, weights_sha256, p_fake, label, threshold,
                            band_low, band_high, error, device, scored_at, reused)
@@ -231,14 +233,16 @@ class Case:
         row = self.db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
         if row is None:
             raise CaseError(f"{path} is not in the case yet")
-        now = time.time()
         with self.db:
-            self.db.execute("DELETE FROM evidence WHERE file_id = ?", (row[0],))
-            self.db.executemany(
-                "INSERT INTO evidence (file_id, sha256, source, kind, strength, points_to, message, details, "
-                "found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(row[0], sha256, f.source, f.kind, f.strength, f.points_to, f.message, f.details_json(), now)
-                 for f in findings])
+            self._replace_evidence(row[0], sha256, findings, time.time())
+
+    def _replace_evidence(self, file_id: int, sha256: str | None, findings: "Iterable[Finding]", now: float) -> None:
+        self.db.execute("DELETE FROM evidence WHERE file_id = ?", (file_id,))
+        self.db.executemany(
+            "INSERT INTO evidence (file_id, sha256, source, kind, strength, points_to, message, details, "
+            "found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(file_id, sha256, f.source, f.kind, f.strength, f.points_to, f.message, f.details_json(), now)
+             for f in findings])
 
     def evidence_for(self, file_id: int) -> "list[Finding]":
         from app.evidence.findings import Finding

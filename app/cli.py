@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
@@ -10,7 +9,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.errors import UsageError
+from app.errors import UsageError, library_errors_as_usage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,20 +187,6 @@ def _library():
     from models.library import ModelLibrary
 
     return ModelLibrary()
-
-
-@contextlib.contextmanager
-def library_errors_as_usage(prefix: str = ""):
-    """Library and checkpoint errors become one readable line (KeyError's repr quotes are stripped)."""
-    from models.card import CardError
-    from models.checkpoints import CheckpointError
-    from models.library import ModelNotFoundError
-    from models.registry import UnknownArchitectureError
-
-    try:
-        yield
-    except (CardError, CheckpointError, ModelNotFoundError, UnknownArchitectureError, OSError) as exc:
-        raise UsageError(prefix + str(exc).strip("'\"")) from None
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:

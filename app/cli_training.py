@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from app.errors import UsageError
+from app.errors import UsageError, library_errors_as_usage
 
 
 def add_training_commands(sub) -> None:
@@ -186,15 +186,12 @@ def _fmt(value) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.checkpoints import CheckpointError
-    from models.library import ModelLibrary, ModelNotFoundError
+    from models.library import ModelLibrary
     from training.data import LayoutError
     from training.evaluate import evaluate
 
-    try:
+    with library_errors_as_usage():
         model = ModelLibrary().load(args.model)
-    except (ModelNotFoundError, CheckpointError) as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
     bars: dict = {}
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -75,10 +75,7 @@ def run_scan(case: Case, engine: ScanEngine, entries: list[Entry], *, cancel: Ca
     cancel = cancel or CancelToken()
     analyzer = analyse if evidence else None
     for batch in engine.scan_batches(entries, prior=prior, cancel=cancel, analyzer=analyzer):
-        case.record(batch, thresholds=engine.thresholds, device=device)
-        for result in batch:
-            if result.evidence is not None:  # after record(): the file row must exist
-                case.record_evidence(result.path, result.sha256, result.evidence)
+        case.record(batch, thresholds=engine.thresholds, device=device)  # scores and findings, one commit
         for result in batch:
             summary.add(result)
         summary.elapsed = time.perf_counter() - start
