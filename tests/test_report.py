@@ -158,3 +158,37 @@ def test_cli_report_writes_pdf_hash_and_csv(case_file, tmp_path):
     missing = run_cli("report", str(tmp_path / "nope.sqlite"), "--pdf", str(pdf))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
     assert "does not exist" in missing.stderr
+
+
+NAMES = {  # file name → what pdftotext must read back for it
+    "北京天安门广场.jpg": "北京天安门广场.jpg",  # Chinese
+    "東京タワーの夜景.jpg": "東京タワーの夜景.jpg",  # Japanese kanji and katakana
+    "서울의 거리 사진.jpg": "서울의 거리 사진.jpg",  # Korean
+    "Фото из Москвы.jpg": "Фото из Москвы.jpg",  # Cyrillic, drawn by the main font
+    "party \U0001F600 photo.jpg": "party [U+1F600] photo.jpg",  # no font has it: written as its code point
+}
+
+
+def test_names_in_any_script_are_printed_exactly(home, tmp_path):
+    library = ModelLibrary()
+    spread_model(library)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed, name in enumerate(NAMES):
+        images.gradient(64, 48, seed).save(folder / name, quality=90)
+    case_path = tmp_path / "case.sqlite"
+    with Case(case_path) as case:
+        run_scan(case, ScanEngine(library.load("spread"), device="cpu", workers=1), list_entries([folder], False))
+    pdf = tmp_path / "names.pdf"
+    build_report(case_path, pdf, title="事件 2026-041 报告", examiner="김민준")
+
+    text = pdf_text(pdf)
+    for shown in NAMES.values():
+        assert shown in text.replace("\n", ""), shown
+    assert "事件 2026-041 报告 — case case.sqlite" in text  # the running header too
+    assert "김민준" in text
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    if fonts:  # pdffonts ships with pdftotext in poppler-utils
+        cjk = [line for line in fonts.splitlines() if "FS-CJK" in line or "WenQuanYi" in line]
+        assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, so any reader shows it
+    assert pdf.stat().st_size < 600_000  # only the used glyphs of the 5 MB font are embedded

@@ -1,39 +1,21 @@
 """Fonts, paragraph styles and the page furniture (running header, "Page N of M") of the report."""
 from __future__ import annotations
 
-from pathlib import Path
-from xml.sax.saxutils import escape
-
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
+
+from app.report.fonts import register_fonts
 
 PAGE = A4
 MARGIN = 16 * mm
 HEADER_GAP = 8 * mm
 
 
-def _register_fonts() -> tuple[str, str, str]:
-    """DejaVu (shipped with matplotlib) covers Latin, Greek and Cyrillic file names, which the PDF base fonts
-    cannot show; fall back to the base fonts if it is missing."""
-    try:
-        import matplotlib
-
-        folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-        for name, file in (("FS-Sans", "DejaVuSans.ttf"), ("FS-Sans-Bold", "DejaVuSans-Bold.ttf"),
-                           ("FS-Mono", "DejaVuSansMono.ttf")):
-            if name not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(TTFont(name, str(folder / file)))
-        return "FS-Sans", "FS-Sans-Bold", "FS-Mono"
-    except Exception:
-        return "Helvetica", "Helvetica-Bold", "Courier"
-
-
-SANS, BOLD, MONO = _register_fonts()
+FONTS = register_fonts()
+SANS, BOLD, MONO = FONTS.sans, FONTS.bold, FONTS.mono
 
 
 def styles() -> dict[str, ParagraphStyle]:
@@ -56,8 +38,9 @@ def styles() -> dict[str, ParagraphStyle]:
 
 
 def text(value: object) -> str:
-    """Any text, safe inside Paragraph markup (file names and card text are attacker-controlled)."""
-    return escape("" if value is None else str(value)).replace("\n", "<br/>")
+    """Any text, safe inside Paragraph markup (file names and card text are attacker-controlled), each
+    character in a font that has it."""
+    return FONTS.markup("" if value is None else str(value))
 
 
 def numbered_canvas(title: str, case_name: str, pages_seen: list[int]):
@@ -85,12 +68,11 @@ def numbered_canvas(title: str, case_name: str, pages_seen: list[int]):
         def _furniture(self, total: int) -> None:
             width, height = PAGE
             self.saveState()
-            self.setFont(SANS, 7.5)
             self.setFillColor(colors.grey)
-            self.drawString(MARGIN, height - MARGIN + 3 * mm, _clip(f"{title} — case {case_name}", 110))
+            FONTS.draw(self, MARGIN, height - MARGIN + 3 * mm, _clip(f"{title} — case {case_name}", 110), 7.5)
             self.setStrokeColor(colors.lightgrey)
             self.line(MARGIN, height - MARGIN + 1.5 * mm, width - MARGIN, height - MARGIN + 1.5 * mm)
-            self.drawRightString(width - MARGIN, MARGIN - 6 * mm, f"Page {self._pageNumber} of {total}")
+            FONTS.draw(self, width - MARGIN, MARGIN - 6 * mm, f"Page {self._pageNumber} of {total}", 7.5, right=True)
             self.restoreState()
 
     return NumberedCanvas
