@@ -243,6 +243,70 @@ def test_export_report_writes_the_pdf_and_its_hash_off_the_gui_thread(scanned, q
     assert digest in window.statusBar().currentMessage()
 
 
+def test_report_action_needs_a_case_with_results_and_no_scan_running(qtbot, home, tmp_path):
+    spread_model(ModelLibrary())
+    images.good_and_bad_folder(tmp_path / "photos")
+    window = open_window(qtbot)
+    assert not window.report_action.isEnabled()  # a fresh, empty case: nothing to report
+    scan(qtbot, window, tmp_path / "photos")
+    assert window.report_action.isEnabled()
+
+    scanned_case = window.case.path
+    window.new_case(tmp_path / "empty.sqlite")
+    assert not window.report_action.isEnabled()
+    window.open_case(scanned_case)
+    assert window.report_action.isEnabled()
+
+    window.start_scan()  # a case being written to is not reported on
+    assert not window.report_action.isEnabled()
+    qtbot.waitUntil(lambda: not window.is_scanning(), timeout=SCAN_TIMEOUT_MS)
+    assert window.report_action.isEnabled()
+
+
+def test_report_progress_shows_in_the_status_bar_while_the_action_waits(scanned, qtbot, tmp_path):
+    from PySide6.QtCore import QThread
+
+    from app.report.data import is_flagged
+
+    window, expected = scanned
+    bar, label = window.report_progress, window.report_label
+    total = len(expected) + sum(1 for row in window.results.model.rows() if is_flagged(row))
+    seen = []  # what the user saw after each progress step (this slot runs after the window's own)
+
+    def record(done: int, of: int) -> None:
+        seen.append(dict(done=done, total=of, gui_thread=QThread.currentThread() is window.thread(),
+                         visible=bar.isVisible(), value=bar.value(), maximum=bar.maximum(), text=label.text(),
+                         action=window.report_action.isEnabled()))
+
+    window.report_progress_relay.changed.connect(record, Qt.ConnectionType.QueuedConnection)
+    values = []
+    bar.valueChanged.connect(values.append)
+    out = tmp_path / "progress.pdf"
+    window.export_report(out, title="Progress", examiner="Desk Examiner")
+    assert bar.isVisible() and label.isVisible() and not window.report_action.isEnabled()
+    qtbot.waitUntil(window.report_action.isEnabled, timeout=SCAN_TIMEOUT_MS)
+
+    assert out.read_bytes().startswith(b"%PDF") and out.name in window.statusBar().currentMessage()
+    assert not bar.isVisible() and not label.isVisible()
+    assert [step["done"] for step in seen] == list(range(1, total + 1))
+    assert all(step["total"] == total and step["gui_thread"] and step["visible"] and not step["action"]
+               for step in seen)
+    assert max(values) == total  # the bar went all the way before it turned busy
+    first = seen[0]
+    assert (first["value"], first["maximum"], first["text"]) == (1, total, f"Report: 1 of {total} files")
+    assert (seen[-1]["maximum"], seen[-1]["text"]) == (0, "Laying out pages…")  # busy while ReportLab works
+
+    # a report that cannot be written: the bar goes, the reason shows, the action comes back
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("a file where the report's folder should be")
+    window.export_report(blocker / "report.pdf", title="Fails", examiner="Desk Examiner")
+    assert bar.isVisible() and not window.report_action.isEnabled()
+    qtbot.waitUntil(window.report_action.isEnabled, timeout=SCAN_TIMEOUT_MS)
+    assert not bar.isVisible()
+    box = window.findChild(QMessageBox, "errorBox")
+    assert box is not None and "report.pdf" in box.text()
+
+
 def test_open_case_refuses_a_file_that_is_not_a_case(qtbot, home, tmp_path):
     window = open_window(qtbot)
     current = window.case.path

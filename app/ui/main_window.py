@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDir, QThread, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -22,12 +23,15 @@ from app.ui.model_manager import ModelManagerDialog
 from app.ui.palette import apply_palette
 from app.ui.results_panel import ResultsPanel
 from app.ui.settings import open_settings, read_bool, read_float, read_int
-from app.ui.tasks import BackgroundTasks
+from app.ui.tasks import BackgroundTasks, ProgressRelay
 from app.ui.workers import ExplainService, ScanProgress, ScanRequest, ScanWorker, start_scan_thread
 from models.device import DeviceError, describe_device, select_device
 from models.labels import Thresholds
 from models.library import ModelLibrary, data_home
 from training.data import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from app.report import ReportInfo  # loaded on first use, not at start-up
 
 _TREE_PATTERNS = sorted({f"*{s}" for s in IMAGE_SUFFIXES} | {f"*{s.upper()}" for s in IMAGE_SUFFIXES})
 
@@ -49,11 +53,15 @@ class MainWindow(QMainWindow):
 
         self.explainer = ExplainService(device=self.device, parent=self)
         self.report_tasks = BackgroundTasks(1, self)  # PDF reports, one at a time, off the GUI thread
+        self.report_progress_relay = ProgressRelay(self)
+        self.writing_report: Path | None = None  # own flag: report_tasks.busy() holds until on_done returns
         self._build_actions()
         self._build_toolbar()
         self._build_body()
         self._build_menus()
         self._build_status_bar()
+        # queued: build_report calls back from the worker thread, the slot updates widgets on the GUI thread
+        self.report_progress_relay.changed.connect(self._show_report_progress, Qt.ConnectionType.QueuedConnection)
         self._set_thresholds(0.5, 0.3, 0.7)
         self.reload_models()
         self._restore_settings()
@@ -182,10 +190,19 @@ class MainWindow(QMainWindow):
         self.progress.setFormat("%v of %m files")
         self.progress.hide()
         self.rate_label = QLabel("")
+        # the report has its own label: a busy QProgressBar draws no text, and a scan may run beside it
+        self.report_label = QLabel("")
+        self.report_label.hide()
+        self.report_progress = QProgressBar()
+        self.report_progress.setMaximumWidth(160)
+        self.report_progress.setTextVisible(False)
+        self.report_progress.hide()
         bar = self.statusBar()
         bar.addWidget(self.targets_label, 1)
         bar.addPermanentWidget(self.rate_label)
         bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.report_label)
+        bar.addPermanentWidget(self.report_progress)
 
     # ---- settings ----------------------------------------------------------------------------
     def _restore_settings(self) -> None:
@@ -436,6 +453,7 @@ class MainWindow(QMainWindow):
             widget.setEnabled(not scanning)
         for act in (self.new_case_action, self.open_case_action, self.manage_models_action):
             act.setEnabled(not scanning)
+        self._update_report_action()
 
     # ---- the case ----------------------------------------------------------------------------
     def new_case(self, path: Path | None = None) -> None:
@@ -491,6 +509,7 @@ class MainWindow(QMainWindow):
         self.histogram.update_rows(rows)
         self.detail.show_row(None, [])
         self.results.title.setText(f"Case {self.case.path.name} — results of {model_id or 'no model yet'}")
+        self._update_report_action()
 
     def export_csv(self, path: Path | None = None) -> None:
         if self.case is None:
@@ -513,7 +532,7 @@ class MainWindow(QMainWindow):
         asks for the file, title and examiner when they are not given."""
         if self.case is None:
             return
-        if self.report_tasks.busy():
+        if self.writing_report is not None:
             self.statusBar().showMessage("A report is already being written.", 5000)
             return
         if path is None:
@@ -532,13 +551,49 @@ class MainWindow(QMainWindow):
                 return
         from app.report import build_report  # ReportLab loads on first use, not at start-up
 
-        case_path, model_id = self.case.path, self.shown_model_id
-        self.statusBar().showMessage(f"Writing report {path.name}…")
+        case_path, model_id, progress = self.case.path, self.shown_model_id, self.report_progress_relay.report
+        self._report_started(path)
         self.report_tasks.submit(
-            lambda: build_report(case_path, path, title=title, examiner=examiner, model_id=model_id),
-            lambda info: self.statusBar().showMessage(
-                f"Report {info.pdf_path.name}: {info.pages} pages, SHA-256 {info.sha256}", 15000),
-            lambda reason: show_error(self, "Report failed", f"Cannot write {path.name}.", reason))
+            lambda: build_report(case_path, path, title=title, examiner=examiner, model_id=model_id,
+                                 progress=progress),
+            self._report_written, lambda reason: self._report_failed(path, reason))
+
+    def _update_report_action(self) -> None:
+        """A report needs results of the shown model, a case no scan is writing to, and no report underway."""
+        has_results = self.case is not None and self.case.count_results(self.shown_model_id) > 0
+        self.report_action.setEnabled(has_results and not self.is_scanning() and self.writing_report is None)
+
+    def _report_started(self, path: Path) -> None:
+        self.writing_report = path
+        self.statusBar().showMessage(f"Writing report {path.name}…")
+        self.report_label.setText("Report: reading the case…")
+        self.report_progress.setRange(0, 0)  # busy until the first file is done
+        self.report_label.show()
+        self.report_progress.show()
+        self._update_report_action()
+
+    def _show_report_progress(self, done: int, total: int) -> None:
+        self.report_progress.setRange(0, total)
+        self.report_progress.setValue(done)
+        self.report_label.setText(f"Report: {done:,} of {total:,} files")
+        if done >= total:  # every file is in the story; ReportLab still has to lay out the pages
+            self.report_progress.setRange(0, 0)
+            self.report_label.setText("Laying out pages…")
+
+    def _report_written(self, info: ReportInfo) -> None:
+        self._report_ended()
+        self.statusBar().showMessage(f"Report {info.pdf_path.name}: {info.pages} pages, SHA-256 {info.sha256}", 15000)
+
+    def _report_failed(self, path: Path, reason: str) -> None:
+        self._report_ended()
+        self.statusBar().clearMessage()  # not "Writing report…" any more
+        show_error(self, "Report failed", f"Cannot write {path.name}.", reason)
+
+    def _report_ended(self) -> None:
+        self.writing_report = None
+        self.report_progress.hide()
+        self.report_label.hide()
+        self._update_report_action()
 
     # ---- detail ------------------------------------------------------------------------------
     def _show_detail(self, row) -> None:

@@ -30,6 +30,15 @@ class _Task(QRunnable):
             self.relay.done.emit(result)
 
 
+class ProgressRelay(QObject):
+    """A progress callback for work on the pool: `report(done, total)` may be called from the worker thread;
+    connect `changed` with a queued connection and its slots run on the GUI thread, where widgets may change."""
+    changed = Signal(int, int)
+
+    def report(self, done: int, total: int) -> None:
+        self.changed.emit(done, total)
+
+
 class BackgroundTasks(QObject):
     def __init__(self, threads: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
