@@ -41,7 +41,7 @@ class CameraFacts:
 
 def read_exif(image: Image.Image) -> CameraFacts:
     """The camera facts of an opened image; raises UnreadableExif when an EXIF block exists but is damaged."""
-    exif = _load(image)
+    exif = load_exif(image)
     base = {name: _text(exif.get(_TAG_IDS[name])) for name in ("Make", "Model", "Software")}
     try:
         details = exif.get_ifd(ExifTags.IFD.Exif)
@@ -76,7 +76,7 @@ def check_exif(data: bytes, image: Image.Image | None) -> list[Finding]:
 def exif_summary_of(image: Image.Image) -> list[tuple[str, str]]:
     """(name, value) pairs worth showing in the detail view; empty when there are none."""
     try:
-        exif = _load(image)
+        exif = load_exif(image)
     except UnreadableExif as exc:
         return [("EXIF", f"unreadable ({exc})")]
     facts = [(name, _short(exif.get(_TAG_IDS[name]))) for name in _BASE_TAGS
@@ -98,7 +98,8 @@ def exif_summary_of(image: Image.Image) -> list[tuple[str, str]]:
     return facts
 
 
-def _load(image: Image.Image) -> Image.Exif:
+def load_exif(image: Image.Image) -> Image.Exif:
+    """The image's EXIF; raises UnreadableExif when a block exists but is damaged."""
     raw = image.info.get("exif")
     if isinstance(raw, bytes) and raw:
         body = raw[6:] if raw.startswith(b"Exif\x00\x00") else raw

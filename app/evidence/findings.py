@@ -11,7 +11,7 @@ STRENGTHS = ("strong", "moderate", "weak", "info")
 
 @dataclass(frozen=True)
 class Finding:
-    source: str  # exif | png_text | xmp | iptc | c2pa | jpeg | file
+    source: str  # exif | png_text | xmp | iptc | dates | c2pa | jpeg | file
     kind: str  # short machine name, e.g. camera, no_camera_data, generator_parameters, c2pa_invalid
     strength: str  # one of STRENGTHS
     message: str  # one sentence for the examiner

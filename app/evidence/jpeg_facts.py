@@ -7,10 +7,11 @@ import re
 
 from PIL import Image
 
+from app.evidence import xmp
 from app.evidence.findings import Finding
 from training.inspect_data import estimate_jpeg_quality, is_libjpeg_table
 
-EDITORS = {  # display name → pattern matched in EXIF Software
+EDITORS = {  # display name → pattern matched in EXIF Software, XMP CreatorTool and XMP history
     "Adobe Photoshop": r"photoshop",
     "Adobe Lightroom": r"lightroom",
     "GIMP": r"\bgimp\b",
@@ -32,13 +33,19 @@ def check_jpeg_facts(data: bytes, image: Image.Image | None) -> list[Finding]:
     if image is None:
         return []
     findings = _quality(image) if image.format == "JPEG" else []
-    software = _software(image)
-    editor = next((name for name, pattern in _EDITOR_RES.items() if pattern.search(software)), "")
-    if editor:
-        findings.append(Finding("file", "resaved_by_editor", "info",
-                                f"Re-saved by {editor} (EXIF Software: {software[:80]}): the pixels may have been "
-                                "edited since capture.", {"software": software[:200], "editor": editor}))
+    for where, software in _software_mentions(data, image):
+        editor = editor_name(software)
+        if editor:
+            findings.append(Finding("file", "resaved_by_editor", "info",
+                                    f"Re-saved by {editor} ({where}: {software[:80]}): the pixels may have been "
+                                    "edited since capture.", {"software": software[:200], "editor": editor,
+                                                              "where": where}))
+            break  # one editor finding per file; the first place that names one is the most direct
     return findings
+
+
+def editor_name(software: str) -> str:
+    return next((name for name, pattern in _EDITOR_RES.items() if pattern.search(software)), "")
 
 
 def _quality(image: Image.Image) -> list[Finding]:
@@ -54,9 +61,22 @@ def _quality(image: Image.Image) -> list[Finding]:
                     {"quality": quality, "standard_tables": standard, "tables": len(quantization)})]
 
 
-def _software(image: Image.Image) -> str:
+def _software_mentions(data: bytes, image: Image.Image) -> list[tuple[str, str]]:
+    """Where the file names the software that wrote it: EXIF Software, XMP CreatorTool, and the XMP edit
+    history's softwareAgent entries (Photoshop and Lightroom log every save there)."""
+    found: list[tuple[str, str]] = []
     try:
         value = image.getexif().get(0x0131)  # Software
     except Exception:
-        return ""
-    return str(value).strip("\x00 ") if isinstance(value, str) else ""
+        value = None
+    if isinstance(value, str) and value.strip("\x00 "):
+        found.append(("EXIF Software", value.strip("\x00 ")))
+    packet = xmp.find_packet(data, image)
+    if packet is not None:
+        try:
+            root = xmp.parse_packet(packet)
+        except Exception:
+            return found  # reported by the generator-metadata check
+        found += [("XMP CreatorTool", v) for v in dict.fromkeys(xmp.values_named(root, "CreatorTool"))]
+        found += [("XMP history", v) for v in dict.fromkeys(xmp.values_named(root, "softwareAgent"))]
+    return found
