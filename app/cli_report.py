@@ -19,6 +19,8 @@ def add_report_command(sub) -> None:
     p.add_argument("--examiner", default="", metavar="NAME")
     p.add_argument("--only", choices=("flagged",), help="list only AI-generated and inconclusive files")
     p.add_argument("--model", metavar="ID", help="whose results to report (default: the most recently used)")
+    p.add_argument("--device", default="auto", help="where Grad-CAM overlays are computed: auto (CUDA, then MPS, "
+                   "then CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_report)
 
@@ -27,6 +29,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.case.is_file():
         raise UsageError(f"case file {args.case} does not exist")
     from app.report import ReportError, build_report
+    from models.device import DeviceError, select_device
+
+    try:
+        select_device(args.device)  # a device that is not there is a usage error, not a report without overlays
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
 
     bar = None
     if not args.quiet:
@@ -42,7 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         info = build_report(args.case, args.pdf, title=args.title, examiner=args.examiner,
                             only_flagged=args.only == "flagged", model_id=args.model,
-                            progress=progress if bar else None)
+                            progress=progress if bar else None, device=args.device)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

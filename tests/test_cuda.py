@@ -130,3 +130,22 @@ def test_scan_command_reports_the_gpu(tmp_path):
     assert run.returncode == 0, run.stderr
     assert torch.cuda.get_device_name(0) in run.stderr
     assert (tmp_path / "out.csv").read_text().count("\n") == 1 + sum(1 for p in SAMPLES.rglob("*") if p.is_file())
+
+
+def test_report_grad_cam_runs_on_the_gpu(tmp_path, monkeypatch):
+    from app.case import Case
+    from app.report import build_report
+    from app.report.pictures import GradCam
+    from app.scanning import list_entries, run_scan
+
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    library = ModelLibrary()
+    cam = GradCam(STARTER, library.get(STARTER).card.weights_sha256, "cuda")
+    assert cam.where == f"computed on CUDA ({torch.cuda.get_device_name(0)}) when this report was built"
+    assert next(cam.explainer.module.parameters()).is_cuda
+    case_path = tmp_path / "case.sqlite"
+    with Case(case_path) as case:
+        run_scan(case, ScanEngine(library.load(STARTER), device="cuda"), list_entries([SAMPLES], True))
+    info = build_report(case_path, tmp_path / "gpu.pdf", device="cuda")
+    assert info.flagged > 0 and info.pages >= 5

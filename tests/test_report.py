@@ -192,3 +192,13 @@ def test_names_in_any_script_are_printed_exactly(home, tmp_path):
         cjk = [line for line in fonts.splitlines() if "FS-CJK" in line or "WenQuanYi" in line]
         assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, so any reader shows it
     assert pdf.stat().st_size < 600_000  # only the used glyphs of the 5 MB font are embedded
+
+
+def test_flagged_pages_say_where_grad_cam_ran_and_a_missing_gpu_is_a_usage_error(case_file, tmp_path):
+    case_path, _ = case_file
+    build_report(case_path, tmp_path / "cpu.pdf", device="cpu")
+    assert "computed on CPU" in pdf_text(tmp_path / "cpu.pdf").replace("\n", " ")
+    if not torch.cuda.is_available():
+        done = run_cli("report", str(case_path), "--pdf", str(tmp_path / "gpu.pdf"), "--device", "cuda", "-q")
+        assert done.returncode == 2 and "no CUDA GPU" in done.stderr
+        assert not (tmp_path / "gpu.pdf").exists()

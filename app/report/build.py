@@ -37,8 +37,9 @@ class ReportInfo:
 
 def build_report(case_path: Path, pdf_path: Path, *, title: str = "Forensight report", examiner: str = "",
                  only_flagged: bool = False, model_id: str | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ReportInfo:
-    """Write the PDF report of one case (results of model_id, else of the most recently used model)."""
+                 progress: Callable[[int, int], None] | None = None, device: str | None = "auto") -> ReportInfo:
+    """Write the PDF report of one case (results of model_id, else of the most recently used model).
+    `device` computes the flagged pages' Grad-CAM overlays (auto: CUDA, then MPS, then the CPU)."""
     start = time.perf_counter()
     case_path, pdf_path = Path(case_path), Path(pdf_path)
     if not case_path.is_file():
@@ -56,7 +57,7 @@ def build_report(case_path: Path, pdf_path: Path, *, title: str = "Forensight re
     story = document.cover(s, data, title=title, examiner=examiner, created=created, machine=machine_facts())
     story += document.method(s, data) + document.summary(s, data)
     table, done = document.file_table(s, data, report_progress, 0, total)
-    pages, done = document.flagged_pages(s, data, report_progress, done, total)
+    pages, done = document.flagged_pages(s, data, report_progress, done, total, device)
     story += table + pages + document.unreadable_appendix(s, data) + document.limitations(s, data)
 
     page_counts: list[int] = []

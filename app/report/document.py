@@ -115,12 +115,13 @@ def file_row(s: dict, row: CaseRow, data: ReportData) -> list:
             Paragraph("<br/>".join(text(m) for m in key) or ("—" if not row.error else text(row.error)), s["cell"])]
 
 
-def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, total: int) -> tuple[list, int]:
+def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, total: int,
+                  device: str | None = "auto") -> tuple[list, int]:
     flagged = data.flagged
     if not flagged:
         return [], done
     weights = next((row.weights_sha256 for row in flagged if row.weights_sha256), None)
-    cam = GradCam(data.model_id, weights)
+    cam = GradCam(data.model_id, weights, device)
     story: list = []
     for row in flagged:
         image, heat = cam.pictures(row)
@@ -130,7 +131,8 @@ def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, tota
                          colWidths=[side + 6, side + 6])
         pictures.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
         story += [Paragraph(text(f"Flagged: {Path(row.path).name}"), s["h1"]),
-                  facts_table(s, file_facts(row), 90), Spacer(1, 8), pictures, Spacer(1, 6),
+                  facts_table(s, file_facts(row) + [("Grad-CAM", cam.where)], 90), Spacer(1, 8), pictures,
+                  Spacer(1, 6),
                   *findings_section(s, data.evidence.get(row.file_id, [])), PageBreak()]
         done += 1
         progress(done, total)

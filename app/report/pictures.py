@@ -53,10 +53,12 @@ def thumbnail(row: CaseRow, longest: int = 96) -> Picture:
 class GradCam:
     """Grad-CAM overlays for one model, when this computer's library holds the same weights as the case."""
 
-    def __init__(self, model_id: str | None, weights_sha256: str | None) -> None:
+    def __init__(self, model_id: str | None, weights_sha256: str | None, device: str | None = "auto") -> None:
         self.explainer = None
         self.reason = ""
+        self.where = "not computed"  # said on each flagged page: overlays differ slightly between devices
         try:
+            from models.device import describe_device, select_device
             from models.explain import Explainer
             from models.library import ModelLibrary
 
@@ -65,7 +67,9 @@ class GradCam:
             if entry.card.weights_sha256 != weights_sha256:
                 self.reason = f"model {model_id!r} in this computer's library has other weights than the scan's"
                 return
-            self.explainer = Explainer(library.load(entry), device="cpu")
+            chosen = select_device(device)
+            self.explainer = Explainer(library.load(entry), device=chosen)
+            self.where = f"computed on {describe_device(chosen)} when this report was built"
         except Exception as exc:  # missing or broken model: the report says so instead of failing
             self.reason = f"model {model_id!r} cannot be loaded from this computer's library ({exc})"
 

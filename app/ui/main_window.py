@@ -551,11 +551,12 @@ class MainWindow(QMainWindow):
                 return
         from app.report import build_report  # ReportLab loads on first use, not at start-up
 
-        case_path, model_id, progress = self.case.path, self.shown_model_id, self.report_progress_relay.report
+        case_path, model_id, device = self.case.path, self.shown_model_id, self.device
+        progress = self.report_progress_relay.report
         self._report_started(path)
         self.report_tasks.submit(
             lambda: build_report(case_path, path, title=title, examiner=examiner, model_id=model_id,
-                                 progress=progress),
+                                 progress=progress, device=device),
             self._report_written, lambda reason: self._report_failed(path, reason))
 
     def _update_report_action(self) -> None:
