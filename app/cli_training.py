@@ -93,7 +93,7 @@ def cmd_build_starter(args: argparse.Namespace) -> int:
 
 
 def _recipe_from_args(args: argparse.Namespace):
-    from training.recipes import get_recipe
+    from app.training_job import TrainingSetupError, make_recipe
 
     overrides: dict = {}
     for item in args.set:
@@ -109,25 +109,27 @@ def _recipe_from_args(args: argparse.Namespace):
     if args.deterministic:
         overrides["deterministic"] = True
     try:
-        return get_recipe(args.recipe).with_overrides(overrides)
-    except ValueError as exc:
+        return make_recipe(args.recipe, overrides)
+    except TrainingSetupError as exc:
         raise UsageError(str(exc)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from app.training_job import TrainingSetupError, plan_training, run_training
     from models.card import CardError
     from models.engine import CancelToken
-    from models.library import ModelLibrary, data_home
+    from models.library import ModelLibrary
     from training.data import LayoutError
-    from training.trainer import fit
 
     recipe = _recipe_from_args(args)
     library = ModelLibrary()
-    if any(e.card.id == args.name for e in library.entries()):
-        raise UsageError(f"a model named {args.name!r} already exists; choose another --name")
-    run_dir = args.run_dir or data_home() / "runs" / args.name
+    try:
+        job = plan_training(recipe, args.data, args.name, library=library, run_dir=args.run_dir, device=args.device)
+    except TrainingSetupError as exc:
+        raise UsageError(str(exc)) from None
+    run_dir = job.run_dir
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     bar = None
@@ -159,19 +161,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(event.message, file=sys.stderr if event.kind == "checkpoint" else sys.stdout)
 
     try:
-        result = fit(recipe, args.data, run_dir=run_dir, on_event=on_event, cancel=cancel, resume=args.resume,
-                     device=args.device, model_id=args.name, library=library)
-    except (LayoutError, FileNotFoundError, ValueError) as exc:
+        outcome = run_training(job, library, on_event=on_event, cancel=cancel, resume=args.resume)
+    except (LayoutError, FileNotFoundError, ValueError, CardError) as exc:
         raise UsageError(str(exc)) from None
     finally:
         signal.signal(signal.SIGINT, previous)
-    if not result.completed:
+    result, entry = outcome.result, outcome.entry
+    if entry is None:
         print(f"Stopped. Checkpoints in {run_dir}; continue with the same command and --resume.")
         return 130
-    try:
-        entry = library.add(result.card, result.state)
-    except CardError as exc:
-        raise UsageError(str(exc)) from None
     v = entry.card.metrics.get("validation", {})
     print(f"Added {entry.card.id} to the library (best epoch {result.best_epoch}, {result.status}): validation "
           f"accuracy {_fmt(v.get('accuracy'))}, AP {_fmt(v.get('average_precision'))}, "

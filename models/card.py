@@ -17,6 +17,11 @@ CARD_FORMAT = "forensight-model-card"
 CARD_VERSION = 1
 INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+ID_RULE = "1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+
+
+def is_valid_model_id(model_id: str) -> bool:
+    return bool(_ID_PATTERN.match(model_id or ""))
 
 
 class CardError(ValueError):

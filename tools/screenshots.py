@@ -87,6 +87,24 @@ def shoot(app, folder: Path, out: Path, palette: str) -> list[str]:
     dialog.resize(860, 540)
     save(dialog, "5-model-manager")
     dialog.close()
+
+    wizard = window.train_model()  # a real (tiny) training run on the demo folder's real/ and fake/
+    wizard.data_page.set_folder(folder)
+    wait_until(app, wizard.data_page.isComplete)
+    wizard.next()
+    recipe = wizard.recipe_page
+    recipe.recipe.setCurrentText("cifake_cnn")
+    recipe.name.setText(f"demo-trained-{palette}")
+    recipe.epochs.setValue(6)
+    recipe.workers.setValue(0)
+    recipe.lr.setValue(0.001)
+    save(wizard, "6-training-recipe")
+    wizard.next()
+    wait_until(app, wizard.train_page.isComplete, timeout=300)
+    save(wizard, "7-training-curve")
+    wizard.next()
+    save(wizard, "8-trained-model")
+    wizard.reject()
     window.close()
     return saved
 

@@ -24,7 +24,8 @@ from app.ui.palette import apply_palette
 from app.ui.results_panel import ResultsPanel
 from app.ui.settings import open_settings, read_bool, read_float, read_int
 from app.ui.tasks import BackgroundTasks, ProgressRelay
-from app.ui.workers import ExplainService, ScanProgress, ScanRequest, ScanWorker, start_scan_thread
+from app.ui.training_wizard import TrainingWizard
+from app.ui.workers import ExplainService, ScanProgress, ScanRequest, ScanWorker, start_worker_thread
 from models.device import DeviceError, describe_device, select_device
 from models.labels import Thresholds
 from models.library import ModelLibrary, data_home
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
 
         self.explainer = ExplainService(device=self.device, parent=self)
         self.report_tasks = BackgroundTasks(1, self)  # PDF reports, one at a time, off the GUI thread
+        self.training_wizard: TrainingWizard | None = None
         self.report_progress_relay = ProgressRelay(self)
         self.writing_report: Path | None = None  # own flag: report_tasks.busy() holds until on_done returns
         self._build_actions()
@@ -88,6 +90,9 @@ class MainWindow(QMainWindow):
                                     "A PDF report of the case, with its SHA-256 beside it")
         self.quit_action = action("Quit", self.close, ["Ctrl+Q"])
         self.manage_models_action = action("Manage models…", self.manage_models, ["Ctrl+M"])
+        self.train_action = action("Train a model…", self.train_model, ["Ctrl+T"],
+                                   "Train or fine-tune a detector on your own data (the same trainer as "
+                                   "`forensight train`)")
         self.dark_action = action("Dark palette", self._toggle_dark)
         self.dark_action.setCheckable(True)
 
@@ -180,7 +185,7 @@ class MainWindow(QMainWindow):
         scan_menu = self.menuBar().addMenu("&Scan")
         scan_menu.addAction(self.scan_action)
         scan_menu.addAction(self.stop_action)
-        self.menuBar().addMenu("&Models").addAction(self.manage_models_action)
+        self.menuBar().addMenu("&Models").addActions([self.manage_models_action, self.train_action])
         self.menuBar().addMenu("&View").addAction(self.dark_action)
 
     def _build_status_bar(self) -> None:
@@ -301,6 +306,25 @@ class MainWindow(QMainWindow):
         dialog.open()
         return dialog
 
+    def train_model(self) -> TrainingWizard:
+        if self.training_wizard is not None:  # one training at a time: bring the open wizard forward
+            self.training_wizard.raise_()
+            self.training_wizard.activateWindow()
+            return self.training_wizard
+        wizard = TrainingWizard(self.library, self.device, self)
+        wizard.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        wizard.model_added.connect(lambda _id: self.reload_models())
+        wizard.finished.connect(self._training_wizard_closed)
+        self.training_wizard = wizard
+        wizard.open()
+        return wizard
+
+    def _training_wizard_closed(self) -> None:
+        wizard, self.training_wizard = self.training_wizard, None
+        self.reload_models()
+        if wizard is not None and wizard.made_default:  # chosen on the wizard's last page: scan with it next
+            self.model_picker.setCurrentIndex(self.model_picker.findData(wizard.made_default))
+
     # ---- thresholds --------------------------------------------------------------------------
     def _set_thresholds(self, threshold: float, low: float, high: float) -> None:
         for box, value in ((self.threshold_box, threshold), (self.band_low_box, low), (self.band_high_box, high)):
@@ -400,7 +424,7 @@ class MainWindow(QMainWindow):
         self.progress.show()
         self.rate_label.setText("Loading the model…")
         self._update_scan_controls()
-        self._thread = start_scan_thread(worker, self)
+        self._thread = start_worker_thread(worker, self)
 
     def stop_scan(self) -> None:
         if self._worker is not None:
@@ -615,7 +639,8 @@ class MainWindow(QMainWindow):
         self.wait_for_scan()
         QApplication.processEvents()  # deliver the scan's last signals before the widgets go
         self._save_settings()
-        for service in (self.results.thumbnails, self.explainer, self.detail, self.report_tasks):
+        services = [self.results.thumbnails, self.explainer, self.detail, self.report_tasks]
+        for service in services + ([self.training_wizard] if self.training_wizard is not None else []):
             service.shutdown()
         if self.case is not None:
             self.case.close()

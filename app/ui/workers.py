@@ -96,8 +96,9 @@ class ScanWorker(QObject):
             return run_scan(case, engine, entries, cancel=self.cancel_token, on_batch=on_batch)
 
 
-def start_scan_thread(worker: ScanWorker, parent: QObject) -> QThread:
-    """Run `worker` in a new QThread that ends (and cleans up) when the scan finishes."""
+def start_worker_thread(worker: QObject, parent: QObject) -> QThread:
+    """Run `worker` (a QObject with a run() slot and a `finished` signal: scans, training) in a new QThread that
+    ends, and cleans up, when the worker finishes."""
     thread = QThread(parent)
     worker.moveToThread(thread)
     thread.started.connect(worker.run)

@@ -1,0 +1,410 @@
+"""Models → Train a model…: a wizard over the same training path as `forensight train` (app.training_job).
+
+Data (a folder with real/ and fake/, checked in the background, with `data inspect`'s shortcut warnings on
+request) → recipe (the seeds' recipes, the common fields editable, fine-tuning from a library model) → training
+(live learning curve, Stop keeps the best checkpoint, Resume continues) → the new model's card, in the library.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import QThread, Signal
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTextBrowser,
+                               QVBoxLayout, QWizard, QWizardPage)
+
+from app.training_job import TrainingJob, TrainingOutcome, TrainingSetupError, make_recipe, plan_training
+from app.ui.tasks import BackgroundTasks
+from app.ui.training_chart import LearningCurveView
+from app.ui.training_worker import TrainingWorker
+from app.ui.workers import start_worker_thread
+from models.library import ModelLibrary
+from training.data import CLASS_NAMES, Dataset
+from training.recipes import RECIPES
+from training.trainer import TrainingEvent
+
+METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC-AUC"),
+           ("average_precision", "Average precision"), ("f1_fake", "F1 (fake)"), ("mcc", "MCC"),
+           ("log_loss", "Log loss"))
+
+
+class TrainingWizard(QWizard):
+    model_added = Signal(str)  # id of the model the wizard put in the library
+
+    def __init__(self, library: ModelLibrary | None = None, device: str = "auto", parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train a detector")
+        self.resize(820, 640)
+        self.library = library or ModelLibrary()
+        self.device = device
+        self.job: TrainingJob | None = None
+        self.made_default: str | None = None  # set when the user asked for the new model to be the default
+        self.tasks = BackgroundTasks(1, self)
+        self.data_page = DataPage(self.tasks)
+        self.recipe_page = RecipePage()
+        self.train_page = TrainPage()
+        self.result_page = ResultPage()
+        for page in (self.data_page, self.recipe_page, self.train_page, self.result_page):
+            self.addPage(page)
+
+    def done(self, result: int) -> None:
+        self.shutdown()
+        super().done(result)
+
+    def shutdown(self) -> None:
+        """Stop a running training (the best checkpoint stays in its run folder) and wait for its thread."""
+        self.train_page.stop_and_wait()
+        self.tasks.shutdown()
+
+
+# ---- 1. data --------------------------------------------------------------------------------------------
+class DataPage(QWizardPage):
+    def __init__(self, tasks: BackgroundTasks) -> None:
+        super().__init__()
+        self.setTitle("Training data")
+        self.setSubTitle("A folder with real/ and fake/ sub-folders (also 0_real/1_fake, REAL/FAKE, authentic/ai), "
+                         "optionally under train/ val/ test/ and per-generator folders such as fake/gan/.")
+        self.tasks = tasks
+        self.dataset: Dataset | None = None
+        self._requested: Path | None = None
+        self.folder = QLineEdit()
+        self.folder.setPlaceholderText("Dataset folder")
+        self.folder.editingFinished.connect(self._folder_edited)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.check_button = QPushButton("Check the data (corrupt files, sizes, formats, shortcuts)")
+        self.check_button.setEnabled(False)
+        self.check_button.clicked.connect(self.check_data)
+        self.report = QPlainTextEdit()
+        self.report.setReadOnly(True)
+        self.report.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(browse)
+        layout = QVBoxLayout(self)
+        layout.addLayout(row)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.check_button)
+        layout.addWidget(self.report, 1)
+
+    def _browse(self) -> None:
+        chosen = QFileDialog.getExistingDirectory(self, "Dataset folder", self.folder.text())
+        if chosen:
+            self.set_folder(chosen)
+
+    def _folder_edited(self) -> None:
+        # editingFinished also fires when the field merely loses focus (pressing Next): only a new path counts
+        if self.folder.text().strip() and Path(self.folder.text()).expanduser() != self._requested:
+            self.set_folder(self.folder.text())
+
+    def set_folder(self, folder: str | Path) -> None:
+        """Look at the folder's layout off the GUI thread (a big dataset takes a moment to walk)."""
+        from training.data import discover_dataset
+
+        path = Path(folder).expanduser()
+        self._requested = path
+        self.folder.setText(str(path))
+        self.dataset = None
+        self.report.clear()
+        self.check_button.setEnabled(False)
+        self.summary.setText(f"Looking at {path}…")
+        self.completeChanged.emit()
+        self.tasks.submit(lambda: discover_dataset(path), lambda found: self._found(path, found),
+                          lambda reason: self._not_a_dataset(path, reason))
+
+    def _found(self, path: Path, dataset: Dataset) -> None:
+        if self._requested != path:
+            return  # the user has moved on to another folder
+        self.dataset = dataset
+        self.summary.setText(describe_dataset(dataset))
+        self.check_button.setEnabled(True)
+        self.completeChanged.emit()
+
+    def _not_a_dataset(self, path: Path, reason: str) -> None:
+        if self._requested == path:
+            self.summary.setText(f"<b>Not usable:</b> {html.escape(reason)}")
+
+    def check_data(self) -> None:
+        from training.inspect_data import format_report, inspect_dataset
+
+        root = self.dataset.root
+        self.check_button.setEnabled(False)
+        self.report.setPlainText("Reading every file…")
+        self.tasks.submit(lambda: format_report(inspect_dataset(root)), self._checked,
+                          lambda reason: self._checked(f"The check failed: {reason}"))
+
+    def _checked(self, text: str) -> None:
+        self.report.setPlainText(text)
+        self.check_button.setEnabled(self.dataset is not None)
+
+    def isComplete(self) -> bool:
+        return self.dataset is not None
+
+
+def describe_dataset(dataset: Dataset) -> str:
+    summary = dataset.summary()
+    per_class = ", ".join(f"{summary['per_class'].get(name, 0):,} {name}" for name in CLASS_NAMES.values())
+    parts = [f"{summary['count']:,} images: {per_class}."]
+    if dataset.splits:
+        parts.append("Splits: " + ", ".join(sorted(dataset.splits)) + ".")
+    groups = [g for g in dataset.groups if g != "all"]
+    if groups:
+        parts.append(f"{len(groups)} groups: " + ", ".join(groups[:8]) + ("…" if len(groups) > 8 else "") + ".")
+    return html.escape(" ".join(parts))
+
+
+# ---- 2. recipe ------------------------------------------------------------------------------------------
+class RecipePage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Recipe")
+        self.setSubTitle("The seeds' recipes; change what you need. The model's card records every value.")
+        self.setCommitPage(True)  # once training starts there is no going back to change the recipe
+        self.setButtonText(QWizard.WizardButton.CommitButton, "Train")
+        self.recipe = QComboBox()
+        self.recipe.addItems(sorted(RECIPES))
+        self.recipe.currentTextChanged.connect(self._load_recipe)
+        self.description = QLabel("")
+        self.description.setWordWrap(True)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("e.g. newsroom-resnet50 (a-z, 0-9, '.', '_', '-')")
+        self.epochs = _spin(1, 1000)
+        self.batch_size = _spin(1, 4096)
+        self.workers = _spin(0, 64)
+        self.workers.setToolTip("Processes that decode training images beside the model (0: in the training thread)")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(7)
+        self.lr.setRange(1e-7, 1.0)
+        self.lr.setSingleStep(1e-5)
+        self.blur = _probability()
+        self.jpeg = _probability()
+        self.start_from = QComboBox()
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.error = QLabel("")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0392b")
+        form = QFormLayout(self)
+        form.addRow("Recipe", self.recipe)
+        form.addRow("", self.description)
+        form.addRow("New model's name", self.name)
+        form.addRow("Start from", self.start_from)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Blur augmentation (probability)", self.blur)
+        form.addRow("JPEG augmentation (probability)", self.jpeg)
+        form.addRow("Data-loading processes", self.workers)
+        form.addRow("Device", self.device)
+        form.addRow("", self.error)
+
+    def initializePage(self) -> None:
+        wizard: TrainingWizard = self.wizard()
+        self.start_from.clear()
+        self.start_from.addItem("the recipe's choice (ImageNet weights where they exist offline)", "")
+        self.start_from.addItem("scratch (random weights)", "none")
+        for entry in wizard.library.entries():
+            self.start_from.addItem(f"fine-tune {entry.card.id} ({entry.card.architecture})", entry.card.id)
+        self.device.setCurrentText(wizard.device if wizard.device in ("auto", "cpu", "cuda", "mps") else "auto")
+        self._load_recipe(self.recipe.currentText())
+
+    def _load_recipe(self, name: str) -> None:
+        recipe = RECIPES[name]
+        self.description.setText(f"{recipe.architecture}: {recipe.description}")
+        self.epochs.setValue(recipe.epochs)
+        self.lr.setValue(recipe.lr)
+        self.batch_size.setValue(recipe.batch_size)
+        self.blur.setValue(recipe.blur_prob)
+        self.jpeg.setValue(recipe.jpeg_prob)
+        self.workers.setValue(recipe.workers)
+
+    def overrides(self) -> dict:
+        chosen = {"epochs": self.epochs.value(), "lr": self.lr.value(), "batch_size": self.batch_size.value(),
+                  "blur_prob": self.blur.value(), "jpeg_prob": self.jpeg.value(), "workers": self.workers.value()}
+        start = self.start_from.currentData()
+        if start:
+            chosen["pretrained"] = start
+        return chosen
+
+    def validatePage(self) -> bool:
+        wizard: TrainingWizard = self.wizard()
+        try:
+            recipe = make_recipe(self.recipe.currentText(), self.overrides())
+            wizard.job = plan_training(recipe, wizard.data_page.dataset.root, self.name.text().strip(),
+                                       library=wizard.library, device=self.device.currentText())
+        except TrainingSetupError as exc:
+            self.error.setText(str(exc))
+            return False
+        self.error.setText("")
+        return True
+
+
+def _spin(low: int, high: int) -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    return box
+
+
+def _probability() -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.0, 1.0)
+    box.setSingleStep(0.1)
+    return box
+
+
+# ---- 3. training ----------------------------------------------------------------------------------------
+class TrainPage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("Training")
+        self.setSubTitle("Stop ends within the current batch and keeps the best checkpoint; Resume continues.")
+        self.worker: TrainingWorker | None = None
+        self.thread: QThread | None = None
+        self.outcome: TrainingOutcome | None = None
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.epoch_bar = QProgressBar()
+        self.epoch_bar.setFormat("epoch %v of %m")
+        self.batch_bar = QProgressBar()
+        self.batch_bar.setFormat("batch %v of %m")
+        self.chart = LearningCurveView()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.resume_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        for widget in (self.status, self.epoch_bar, self.batch_bar):
+            layout.addWidget(widget)
+        layout.addWidget(self.chart, 3)
+        layout.addWidget(self.log, 1)
+        layout.addLayout(buttons)
+
+    def initializePage(self) -> None:
+        self.chart.clear()
+        self.log.clear()
+        self.start(resume=False)
+
+    def start(self, resume: bool) -> None:
+        job = self.wizard().job
+        self.outcome = None
+        self.chart.set_epochs(job.recipe.epochs)
+        self.epoch_bar.setRange(0, job.recipe.epochs)
+        self.status.setText(f"{'Resuming' if resume else 'Starting'} {job.recipe.name} ({job.recipe.architecture}) "
+                            f"on {job.data}…")
+        self.worker = TrainingWorker(job, resume=resume)
+        self.worker.event.connect(self._on_event)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.thread = start_worker_thread(self.worker, self)
+        self._set_running(True)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.status.setText("Stopping after this batch…")
+
+    def stop_and_wait(self, timeout_ms: int = 120_000) -> None:
+        self.stop()
+        if self.thread is not None:
+            self.thread.wait(timeout_ms)
+
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    def _set_running(self, running: bool) -> None:
+        self.stop_button.setEnabled(running)
+        self.resume_button.setVisible(not running and self.outcome is not None and self.outcome.entry is None)
+        self.completeChanged.emit()
+
+    def _on_event(self, event: TrainingEvent) -> None:
+        v = event.values
+        if event.kind == "started":
+            self._say(f"{v['train']} training and {v['val']} validation images on {v['device']}")
+        elif event.kind == "epoch_start":
+            self.batch_bar.setRange(0, event.batches)
+            self.batch_bar.setValue(0)
+        elif event.kind == "batch":
+            self.batch_bar.setValue(event.batch)
+            self.status.setText(f"Epoch {event.epoch} of {event.epochs}: loss {v['loss']:.4f}, accuracy "
+                                f"{v['accuracy']:.3f}, {v['images_per_s']:.1f} images/s")
+        elif event.kind == "epoch_end":
+            self.epoch_bar.setValue(event.epoch)
+            self.chart.add_epoch(v)
+            self._say(f"epoch {event.epoch}/{event.epochs}: train loss {v['train_loss']:.4f} accuracy "
+                      f"{v['train_accuracy']:.3f} | validation loss {v['val_loss']:.4f} accuracy "
+                      f"{v['val_accuracy']:.3f}")
+        elif event.message:
+            self._say(event.message)
+
+    def _say(self, line: str) -> None:
+        self.log.appendPlainText(line)
+
+    def _on_failed(self, reason: str) -> None:
+        self._say(f"Training failed: {reason}")
+        self.status.setText(f"<b>Training failed:</b> {html.escape(reason)}")
+
+    def _on_finished(self, outcome: TrainingOutcome | None) -> None:
+        self.worker, self.thread = None, None
+        self.outcome = outcome
+        if outcome is not None and outcome.entry is not None:
+            self.status.setText(f"Done ({outcome.result.status}, best epoch {outcome.result.best_epoch}): "
+                                f"{outcome.entry.card.id} is in the library.")
+            self.wizard().model_added.emit(outcome.entry.card.id)
+        elif outcome is not None:
+            self.status.setText("Stopped. The best checkpoint so far is kept; Resume continues from the last "
+                                "finished epoch.")
+        self._set_running(False)
+
+    def isComplete(self) -> bool:
+        return self.outcome is not None and self.outcome.entry is not None
+
+
+# ---- 4. the new model -----------------------------------------------------------------------------------
+class ResultPage(QWizardPage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setTitle("The new detector")
+        self.card_view = QTextBrowser()
+        self.make_default = QCheckBox("Use it for the next scans (make it the default model)")
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.card_view, 1)
+        layout.addWidget(self.make_default)
+
+    def initializePage(self) -> None:
+        outcome = self.wizard().train_page.outcome
+        self.card_view.setHtml(result_html(outcome))
+
+    def validatePage(self) -> bool:
+        wizard: TrainingWizard = self.wizard()
+        if self.make_default.isChecked():
+            wizard.made_default = wizard.train_page.outcome.entry.card.id
+            wizard.library.set_default(wizard.made_default)
+        return True
+
+
+def result_html(outcome: TrainingOutcome) -> str:
+    card = outcome.entry.card
+    validation = card.metrics.get("validation", {})
+    rows = "".join(f"<tr><td>{label}</td><td align='right'>{_number(validation.get(key))}</td></tr>"
+                   for key, label in METRICS)
+    return (f"<h3>{html.escape(card.id)}</h3><p>{html.escape(card.architecture)}, {html.escape(card.trained_on)}. "
+            f"Stopped as <b>{html.escape(outcome.result.status)}</b>; best epoch {outcome.result.best_epoch}.</p>"
+            f"<p>On its validation split ({validation.get('n', '?')} images):</p><table>{rows}</table>"
+            f"<p><i>{html.escape(card.limitations)}</i></p>"
+            f"<p>Checkpoints: {html.escape(str(outcome.result.run_dir))}. Evaluate it on held-out data with "
+            f"<code>forensight evaluate --model {html.escape(card.id)} --data FOLDER --out FOLDER</code>.</p>")
+
+
+def _number(value) -> str:
+    return "n/a" if not isinstance(value, (int, float)) else f"{value:.3f}"

@@ -1,0 +1,125 @@
+"""Models → Train a model…: the wizard as a user drives it, with real training on a small dataset on disk."""
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QWizard  # noqa: E402
+
+from models.library import ModelLibrary  # noqa: E402
+from tests.conftest import make_model  # noqa: E402
+from tests.datasets import make_trace_dataset  # noqa: E402
+from tests.test_gui import open_window  # noqa: E402
+
+TRAIN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def trace_data(tmp_path_factory):
+    return make_trace_dataset(tmp_path_factory.mktemp("trace"), per_class=150)
+
+
+def choose_data(qtbot, wizard, folder) -> None:
+    page = wizard.data_page
+    page.set_folder(folder)
+    qtbot.waitUntil(page.isComplete, timeout=30_000)
+    assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+    wizard.next()
+
+
+def fill_recipe(wizard, name: str, epochs: int) -> None:
+    page = wizard.recipe_page
+    page.recipe.setCurrentText("cifake_cnn")
+    page.name.setText(name)
+    page.epochs.setValue(epochs)
+    page.workers.setValue(0)
+    page.lr.setValue(0.001)
+    page.device.setCurrentText("cpu")
+
+
+def test_wizard_trains_a_model_into_the_library_and_makes_it_the_default(qtbot, home, trace_data):
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, trace_data)
+    assert "300 images: 150 real, 150 fake" in wizard.data_page.summary.text()
+
+    fill_recipe(wizard, "wizard-trace", epochs=3)
+    wizard.next()  # "Train": the job starts on a worker thread
+    page = wizard.train_page
+    assert wizard.currentPage() is page and page.is_running()
+    qtbot.waitUntil(page.isComplete, timeout=TRAIN_TIMEOUT_MS)
+
+    assert [x for x, _ in page.chart.points("val_accuracy")] == [1.0, 2.0, 3.0]
+    assert len(page.chart.points("train_loss")) == 3
+    assert "epoch 3/3" in page.log.toPlainText() and "wizard-trace is in the library" in page.status.text()
+    entry = ModelLibrary().get("wizard-trace")  # the same card `forensight train` writes
+    assert entry.card.provenance["recipe"]["name"] == "cifake_cnn"
+    assert entry.card.provenance["recipe"]["epochs"] == 3
+    assert entry.card.provenance["data"]["all"]["count"] == 300
+    assert window.model_picker.findData("wizard-trace") >= 0  # offered for scanning at once
+
+    wizard.next()
+    assert "Accuracy" in wizard.result_page.card_view.toPlainText()
+    wizard.result_page.make_default.setChecked(True)
+    wizard.accept()
+    assert ModelLibrary().default_id() == "wizard-trace"
+    assert window.picked_model_id() == "wizard-trace"
+    assert window.training_wizard is None
+
+
+def test_stop_keeps_the_best_checkpoint_and_resume_finishes(qtbot, home, trace_data):
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, trace_data)
+    fill_recipe(wizard, "stopped", epochs=4)
+    page = wizard.train_page
+    wizard.next()
+    worker = page.worker
+
+    def stop_after_epoch_one(event):  # runs in the training thread, so the stop lands in epoch 2 for sure
+        if event.kind == "epoch_end" and event.epoch == 1:
+            worker.stop()
+
+    worker.event.connect(stop_after_epoch_one, Qt.ConnectionType.DirectConnection)
+    qtbot.waitUntil(lambda: not page.is_running(), timeout=TRAIN_TIMEOUT_MS)
+
+    assert page.outcome.result.status == "cancelled" and page.outcome.result.best_epoch == 1
+    assert not page.isComplete()
+    assert page.resume_button.isVisible() and "Stopped" in page.status.text()
+    assert (wizard.job.run_dir / "best.safetensors").is_file()
+    assert "stopped" not in [e.card.id for e in ModelLibrary().entries()]
+
+    page.resume_button.click()
+    qtbot.waitUntil(page.isComplete, timeout=TRAIN_TIMEOUT_MS)
+    assert [row["epoch"] for row in page.outcome.result.history] == [1, 2, 3, 4]
+    assert [x for x, _ in page.chart.points("val_loss")] == [1.0, 2.0, 3.0, 4.0]
+    assert ModelLibrary().get("stopped").card.provenance["recipe"]["epochs"] == 4
+
+
+def test_a_folder_without_real_and_fake_and_a_taken_name_are_refused(qtbot, home, tmp_path, trace_data):
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    (tmp_path / "cats").mkdir()
+    wizard.data_page.set_folder(tmp_path)
+    qtbot.waitUntil(lambda: "Not usable" in wizard.data_page.summary.text(), timeout=30_000)
+    assert "real/ and fake/" in wizard.data_page.summary.text()
+    assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+
+    choose_data(qtbot, wizard, trace_data)
+    fill_recipe(wizard, "Bad Name!", epochs=1)
+    wizard.next()
+    assert wizard.currentPage() is wizard.recipe_page and "must be" in wizard.recipe_page.error.text()
+    make_model(ModelLibrary(), "taken")
+    fill_recipe(wizard, "taken", epochs=1)
+    wizard.next()
+    assert wizard.currentPage() is wizard.recipe_page and "already exists" in wizard.recipe_page.error.text()
+
+
+def test_check_data_shows_the_inspection_report(qtbot, home, trace_data):
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    wizard.data_page.set_folder(trace_data)
+    qtbot.waitUntil(wizard.data_page.isComplete, timeout=30_000)
+    wizard.data_page.check_button.click()
+    qtbot.waitUntil(lambda: "Reading every file" not in wizard.data_page.report.toPlainText(), timeout=60_000)
+    report = wizard.data_page.report.toPlainText()
+    assert "real" in report and "fake" in report and "shortcut" in report.lower()
