@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from models.card import ID_RULE, is_valid_model_id
+from models.device import DeviceError, select_device
 from models.engine import CancelToken
 from models.library import LibraryEntry, ModelLibrary, data_home
 from training.recipes import Recipe, get_recipe
@@ -51,8 +52,34 @@ def plan_training(recipe: Recipe, data: Path, name: str, *, library: ModelLibrar
         raise TrainingSetupError(f"a model named {name!r} already exists; choose another name")
     if not Path(data).is_dir():
         raise TrainingSetupError(f"dataset folder {data} does not exist")
+    try:
+        select_device(device)
+    except DeviceError as exc:
+        raise TrainingSetupError(str(exc)) from None
+    if recipe.pretrained not in ("imagenet", "none"):
+        check_fine_tuning(recipe, library)
     run_dir = Path(run_dir) if run_dir else data_home() / "runs" / name
     return TrainingJob(recipe, Path(data), name, run_dir, device)
+
+
+def check_fine_tuning(recipe: Recipe, library: ModelLibrary) -> None:
+    """A library model can only be fine-tuned by a recipe of its own architecture and number of logits."""
+    try:
+        card = library.get(recipe.pretrained).card
+    except LookupError as exc:
+        raise TrainingSetupError(f"cannot fine-tune {recipe.pretrained!r}: {exc}") from None
+    if (card.architecture, card.num_logits) != (recipe.architecture, recipe.num_logits):
+        raise TrainingSetupError(
+            f"cannot fine-tune {card.id}: it is {card.architecture} with {card.num_logits} logit(s), the recipe "
+            f"trains {recipe.architecture} with {recipe.num_logits}; choose a matching recipe, or set "
+            f"architecture and num_logits to the model's")
+
+
+def fine_tuning_overrides(library: ModelLibrary, model_id: str) -> dict[str, Any]:
+    """Recipe fields that make any recipe fine-tune `model_id`: its architecture, logits and input size."""
+    card = library.get(model_id).card
+    return {"pretrained": model_id, "architecture": card.architecture, "num_logits": card.num_logits,
+            "input_size": card.input.size}
 
 
 def can_resume(job: TrainingJob) -> bool:

@@ -29,6 +29,15 @@ def select_device(requested: str | None = None) -> torch.device:
     return device
 
 
+def available_devices() -> list[str]:
+    """The device names a user may choose here, "auto" first."""
+    names = ["auto", "cpu"]
+    names += [f"cuda:{i}" if torch.cuda.device_count() > 1 else "cuda" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA ({torch.cuda.get_device_name(device)})"

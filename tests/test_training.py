@@ -72,3 +72,22 @@ def test_fine_tuning_starts_from_a_library_model(trace_data, tmp_path):
     # with a vanishing learning rate the weights stay where the library model left them
     assert all(torch.allclose(tuned.state[k], base.state[k], atol=1e-5) for k in base.state
                if base.state[k].is_floating_point())
+
+
+def test_job_setup_refuses_what_cannot_run_before_any_work(tmp_path):
+    from app.training_job import TrainingSetupError, fine_tuning_overrides, make_recipe, plan_training
+    from tests.conftest import make_model
+
+    library = ModelLibrary(home=tmp_path / "home", shipped_dir=tmp_path / "none")
+    make_model(library, "tiny")  # simple_cnn, one logit
+    assert make_recipe("wang2020", {"pretrained": "none"}).pretrained == "none"  # scratch, not None
+    resnet_from_tiny = make_recipe("wang2020", {"pretrained": "tiny"})
+    with pytest.raises(TrainingSetupError, match="cannot fine-tune tiny: it is simple_cnn"):
+        plan_training(resnet_from_tiny, tmp_path, "new", library=library, device="cpu")
+    matched = make_recipe("wang2020", fine_tuning_overrides(library, "tiny"))
+    assert plan_training(matched, tmp_path, "new", library=library, device="cpu").recipe.architecture == "simple_cnn"
+    with pytest.raises(TrainingSetupError, match="already exists"):
+        plan_training(matched, tmp_path, "tiny", library=library, device="cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainingSetupError, match="no CUDA GPU"):
+            plan_training(matched, tmp_path, "new", library=library, device="cuda")

@@ -123,3 +123,39 @@ def test_check_data_shows_the_inspection_report(qtbot, home, trace_data):
     qtbot.waitUntil(lambda: "Reading every file" not in wizard.data_page.report.toPlainText(), timeout=60_000)
     report = wizard.data_page.report.toPlainText()
     assert "real" in report and "fake" in report and "shortcut" in report.lower()
+
+
+def test_a_run_that_fails_says_why_and_leads_back_to_the_settings(qtbot, home, tmp_path):
+    for name in ("real", "fake"):  # names an image would have, contents no decoder accepts
+        (tmp_path / "broken" / name).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "broken" / name / f"{i}.png").write_bytes(b"not a picture")
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, tmp_path / "broken")
+    fill_recipe(wizard, "never", epochs=1)
+    wizard.next()
+    page = wizard.train_page
+    qtbot.waitUntil(lambda: not page.is_running(), timeout=TRAIN_TIMEOUT_MS)
+    assert page.failed_reason and "Training failed" in page.status.text()
+    assert page.settings_button.isVisible() and not page.resume_button.isVisible() and not page.isComplete()
+    page.settings_button.click()
+    assert wizard.currentPage() is wizard.data_page and wizard.data_page.dataset is not None
+
+
+def test_closing_the_wizard_mid_training_returns_at_once_and_trains_nothing(qtbot, home, trace_data):
+    import time
+
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, trace_data)
+    fill_recipe(wizard, "abandoned", epochs=200)
+    wizard.next()
+    page = wizard.train_page
+    qtbot.waitUntil(lambda: len(page.chart.points("val_loss")) >= 1, timeout=TRAIN_TIMEOUT_MS)
+    thread = page.thread
+    start = time.perf_counter()
+    wizard.reject()
+    assert time.perf_counter() - start < 5.0 and window.training_wizard is None
+    qtbot.waitUntil(thread.isFinished, timeout=TRAIN_TIMEOUT_MS)  # it stops on its own, within a batch
+    assert "abandoned" not in [e.card.id for e in ModelLibrary().entries()]

@@ -179,11 +179,14 @@ def balanced(samples: list[Sample], seed: int = 0, max_per_class: int | None = N
     return sorted(chosen, key=lambda s: str(s.path))
 
 
-def check_integrity(dataset: Dataset, workers: int = 4) -> Dataset:
-    """Fully decode every file (as seed 002 did); corrupt ones are excluded and listed with the reason."""
+def check_integrity(dataset: Dataset, workers: int = 4, cancel=None) -> Dataset:
+    """Fully decode every file (as seed 002 did); corrupt ones are excluded and listed with the reason.
+    `cancel` (anything with a `cancelled` flag) skips the remaining files: a big dataset takes minutes."""
     from models.imaging import ImageDecodeError, decode, read_file
 
     def problem(sample: Sample) -> str | None:
+        if cancel is not None and cancel.cancelled:
+            return None
         try:
             decode(read_file(sample.path)[0])
         except ImageDecodeError as exc:

@@ -61,6 +61,8 @@ class Recipe:
 
 
 def _coerce(text: str, current: Any, key: str) -> Any:
+    if isinstance(current, str):  # text fields take text: pretrained=none means "from scratch", not None
+        return text
     if text.lower() in ("none", "null"):
         return None
     if isinstance(current, bool):

@@ -87,9 +87,10 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def prepare_data(recipe: Recipe, data: Dataset | Path, emit: Callable[[str], None]) -> tuple[Dataset, list, list]:
+def prepare_data(recipe: Recipe, data: Dataset | Path, emit: Callable[[str], None],
+                 cancel: CancelToken | None = None) -> tuple[Dataset, list, list]:
     dataset = data if isinstance(data, Dataset) else discover_dataset(Path(data))
-    dataset = check_integrity(dataset)
+    dataset = check_integrity(dataset, cancel=cancel)
     if dataset.excluded:
         emit(f"{len(dataset.excluded)} corrupt file(s) excluded, e.g. {dataset.excluded[0][0]}: "
              f"{dataset.excluded[0][1]}")
@@ -155,7 +156,10 @@ def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callab
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(recipe.seed, recipe.deterministic)
     dev = select_device(device)
-    dataset, train, val = prepare_data(recipe, data, emit)
+    dataset, train, val = prepare_data(recipe, data, emit, cancel)
+    if cancel.cancelled:  # stopped while the files were being checked: nothing was trained
+        on_event(TrainingEvent("cancelled", message="cancelled while checking the data; nothing was trained"))
+        return TrainingResult("cancelled", run_dir, None, [], None, None)
     spec = input_spec_for(recipe)
     module, start_from = build_start_model(recipe, emit, library)
     module.to(dev)
@@ -235,7 +239,9 @@ def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callab
             on_event(TrainingEvent("batch", epoch + 1, recipe.epochs, index + 1, batches, values={
                 "loss": loss_sum / seen, "accuracy": correct / seen,
                 "images_per_s": seen / max(time.perf_counter() - started, 1e-9)}))
-        if cancel.cancelled:
+        validated = None if cancel.cancelled else _validate(module, val_loader, loss_fn, recipe.num_logits, spec,
+                                                            dev, use_amp, cancel)
+        if validated is None:  # stopped while training or validating this epoch
             generator.set_state(generator_state)  # a resumed run replays this epoch from its start
             save_last(epoch)
             status = "cancelled"
@@ -243,7 +249,7 @@ def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callab
                 f"cancelled during epoch {epoch + 1}; best checkpoint kept"
                 + (f" (epoch {best_epoch})" if best_epoch else "") + f"; resume from {run_dir}")))
             break
-        val_loss, val_acc, _, _ = _validate(module, val_loader, loss_fn, recipe.num_logits, spec, dev, use_amp)
+        val_loss, val_acc, _, _ = validated
         lr = optimizer.param_groups[0]["lr"]
         if scheduler:
             scheduler.step()
@@ -305,10 +311,13 @@ def _loss(num_logits: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
 
 
 @torch.no_grad()
-def _validate(module, loader, loss_fn, num_logits, spec, dev, use_amp):
+def _validate(module, loader, loss_fn, num_logits, spec, dev, use_amp, cancel: CancelToken | None = None):
+    """(loss, accuracy, labels, P(fake)) over the loader; None when `cancel` is set midway."""
     module.eval()
     losses, y_true, p_fake = 0.0, [], []
     for images, labels in loader:
+        if cancel is not None and cancel.cancelled:
+            return None
         x = to_float(images.to(dev), spec.mean, spec.std)
         y = labels.to(dev)
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):

@@ -14,11 +14,13 @@ from PIL import ExifTags, Image
 from app.evidence import xmp
 from app.evidence.exif import UnreadableExif, load_exif
 from app.evidence.findings import Finding
-from app.evidence.iptc import read_iptc
+from app.evidence.iptc import IIM_FORMATS, read_iptc
 
 SAME_CLOCK = timedelta(minutes=1)  # cameras write these within a second; a minute allows for slow writes
 WORLD_ZONES = timedelta(hours=15)  # local time vs UTC with no offset recorded: anything from −12 to +14 hours
-GPS_LAG = timedelta(hours=1)  # a GPS fix can be somewhat older than the shot
+GPS_AFTER = timedelta(hours=1)  # a fix recorded after the shot: only the clocks' small drift
+GPS_BEFORE = timedelta(days=1)  # phones write their last known fix, which can be hours old
+YEARS = range(1900, 2201)  # anything else is a placeholder or a forgery, not a time to compare
 _EXIF_DATE = re.compile(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?")
@@ -51,18 +53,22 @@ def check_dates(data: bytes, image: Image.Image | None, now: datetime | None = N
         return []  # the EXIF check reports it
     stamps = exif_stamps(exif)
     captured, modified, digitized = stamps.get("captured"), stamps.get("modified"), stamps.get("digitized")
-    findings: list[Finding] = []
+    if not captured:
+        return []
     now = now or datetime.now(timezone.utc)
-    if captured:
-        findings += _future(captured, now)
-        if modified:
-            findings += _modified(captured, modified)
-        if digitized:
-            findings += _digitized(captured, digitized)
-        if gps := gps_stamp(exif):
-            findings += _gps(captured, gps)
-        findings += _repeated(captured, xmp_capture(data, image), "XMP")
-        findings += _iptc(captured, image)
+    checks = [lambda: _future(captured, now), lambda: _iptc(captured, image),
+              lambda: _repeated(captured, xmp_capture(data, image), "XMP")]
+    if modified:
+        checks.append(lambda: _modified(captured, modified))
+    if digitized:
+        checks.append(lambda: _digitized(captured, digitized))
+    checks.append(lambda: _gps(captured, gps) if (gps := gps_stamp(exif)) else [])
+    findings: list[Finding] = []
+    for check in checks:
+        try:
+            findings += check()
+        except (OverflowError, ValueError):  # one absurd value must not hide what the other dates show
+            continue
     return findings
 
 
@@ -91,6 +97,8 @@ def parse_exif_date(value: object, offset: object = None) -> Stamp | None:
         when = datetime(*map(int, match.groups()))
     except ValueError:  # "0000:00:00 00:00:00" and other placeholders
         return None
+    if when.year not in YEARS:
+        return None
     return Stamp(when, parse_offset(_text(offset)), _text(value) + (f" {_text(offset)}" if _text(offset) else ""))
 
 
@@ -114,8 +122,10 @@ def gps_stamp(exif: Image.Exif) -> Stamp | None:
             return None
         year, month, mday = map(int, day.replace("-", ":").split(":"))
         seconds = float(clock[0]) * 3600 + float(clock[1]) * 60 + float(clock[2])
+        if year not in YEARS or not 0 <= seconds < 86_400:
+            return None
         when = datetime(year, month, mday) + timedelta(seconds=int(seconds))
-    except (ValueError, TypeError, ZeroDivisionError, KeyError):
+    except (ValueError, TypeError, ZeroDivisionError, KeyError, OverflowError):
         return None
     return Stamp(when, timedelta(0), f"{when:%Y:%m:%d %H:%M:%S} UTC")
 
@@ -148,6 +158,8 @@ def parse_iso(value: str) -> Stamp | None:
         when = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
     except ValueError:
         return None
+    if when.year not in YEARS:
+        return None
     return Stamp(when, parse_offset(zone) if zone else None, value.strip())
 
 
@@ -167,8 +179,9 @@ def _future(captured: Stamp, now: datetime) -> list[Finding]:
 
 
 def _modified(captured: Stamp, modified: Stamp) -> list[Finding]:
-    gap, _ = modified.minus(captured)
-    if gap < -SAME_CLOCK:
+    gap, zones_known = modified.minus(captured)
+    # without offsets the editing computer's clock may run in another zone than the camera's
+    if gap < -(SAME_CLOCK if zones_known else WORLD_ZONES):
         return [_contradiction(f"EXIF says the file was last changed ({modified.text}) before it was captured "
                                f"({captured.text}).", captured=captured.text, modified=modified.text)]
     if gap > SAME_CLOCK:
@@ -189,9 +202,9 @@ def _digitized(captured: Stamp, digitized: Stamp) -> list[Finding]:
 
 
 def _gps(captured: Stamp, gps: Stamp) -> list[Finding]:
-    gap, zones_known = captured.minus(gps)
-    allowed = GPS_LAG if zones_known else WORLD_ZONES
-    if abs(gap) <= allowed:
+    gap, zones_known = captured.minus(gps)  # > 0: the fix is older than the shot, as a phone's last fix can be
+    slack = timedelta(0) if zones_known else WORLD_ZONES
+    if -(GPS_AFTER + slack) <= gap <= GPS_BEFORE + slack:
         return []
     return [_contradiction(f"The GPS clock ({gps.text}) and the EXIF capture time ({captured.text}) are "
                            f"{_span(abs(gap))} apart.", captured=captured.text, gps=gps.text)]
@@ -201,8 +214,9 @@ def _repeated(captured: Stamp, others: list[tuple[str, Stamp]], where: str) -> l
     findings = []
     for name, other in others:
         gap, zones_known = other.minus(captured)
-        # an offset on one side only: compare wall clocks, which cameras and editors both write
-        if abs(gap) > SAME_CLOCK and (zones_known or abs(other.when - captured.when) > SAME_CLOCK):
+        # an offset on one side only ("…Z" against a bare EXIF time): the two may be in different zones
+        one_sided = not zones_known and (other.offset is None) != (captured.offset is None)
+        if abs(gap) > (WORLD_ZONES if one_sided else SAME_CLOCK):
             findings.append(_contradiction(f"{name} ({other.text}) differs from the EXIF capture time "
                                            f"({captured.text}) by {_span(abs(gap))}.",
                                            captured=captured.text, other=other.text, where=where))
@@ -210,7 +224,7 @@ def _repeated(captured: Stamp, others: list[tuple[str, Stamp]], where: str) -> l
 
 
 def _iptc(captured: Stamp, image: Image.Image) -> list[Finding]:
-    if image.format not in ("JPEG", "TIFF"):
+    if image.format not in IIM_FORMATS:
         return []
     try:
         created = read_iptc(image).get("date_created", "")

@@ -11,9 +11,11 @@ from app.evidence import xmp
 from app.evidence.findings import Finding
 from training.inspect_data import estimate_jpeg_quality, is_libjpeg_table
 
-EDITORS = {  # display name → pattern matched in EXIF Software, XMP CreatorTool and XMP history
-    "Adobe Photoshop": r"photoshop",
+EDITORS = {  # display name → pattern matched in EXIF Software, XMP CreatorTool and XMP history (first match
+    # wins: "Adobe Photoshop Lightroom Classic" and "Adobe Photoshop Camera Raw" are not Photoshop)
     "Adobe Lightroom": r"lightroom",
+    "Adobe Camera Raw": r"camera raw",
+    "Adobe Photoshop": r"photoshop",
     "GIMP": r"\bgimp\b",
     "Snapseed": r"snapseed",
     "Affinity Photo": r"affinity",

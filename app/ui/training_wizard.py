@@ -9,17 +9,19 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
                                QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTextBrowser,
                                QVBoxLayout, QWizard, QWizardPage)
 
-from app.training_job import TrainingJob, TrainingOutcome, TrainingSetupError, make_recipe, plan_training
+from app.training_job import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
+                               make_recipe, plan_training)
 from app.ui.tasks import BackgroundTasks
 from app.ui.training_chart import LearningCurveView
 from app.ui.training_worker import TrainingWorker
 from app.ui.workers import start_worker_thread
+from models.device import available_devices
 from models.library import ModelLibrary
 from training.data import CLASS_NAMES, Dataset
 from training.recipes import RECIPES
@@ -50,11 +52,11 @@ class TrainingWizard(QWizard):
             self.addPage(page)
 
     def done(self, result: int) -> None:
-        self.shutdown()
+        self.train_page.close_without_waiting()  # closing never freezes the window: the run stops on its own
         super().done(result)
 
     def shutdown(self) -> None:
-        """Stop a running training (the best checkpoint stays in its run folder) and wait for its thread."""
+        """The app is closing: stop a running training and give it a while to write its checkpoint."""
         self.train_page.stop_and_wait()
         self.tasks.shutdown()
 
@@ -184,7 +186,7 @@ class RecipePage(QWizardPage):
         self.jpeg = _probability()
         self.start_from = QComboBox()
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device.addItems(available_devices())
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c0392b")
@@ -207,9 +209,10 @@ class RecipePage(QWizardPage):
         self.start_from.clear()
         self.start_from.addItem("the recipe's choice (ImageNet weights where they exist offline)", "")
         self.start_from.addItem("scratch (random weights)", "none")
-        for entry in wizard.library.entries():
-            self.start_from.addItem(f"fine-tune {entry.card.id} ({entry.card.architecture})", entry.card.id)
-        self.device.setCurrentText(wizard.device if wizard.device in ("auto", "cpu", "cuda", "mps") else "auto")
+        for entry in wizard.library.entries():  # fine-tuning keeps the model's architecture, whatever the recipe's
+            self.start_from.addItem(f"fine-tune {entry.card.id} ({entry.card.architecture}, its own input size)",
+                                    entry.card.id)
+        self.device.setCurrentText(wizard.device if wizard.device in available_devices() else "auto")
         self._load_recipe(self.recipe.currentText())
 
     def _load_recipe(self, name: str) -> None:
@@ -226,8 +229,10 @@ class RecipePage(QWizardPage):
         chosen = {"epochs": self.epochs.value(), "lr": self.lr.value(), "batch_size": self.batch_size.value(),
                   "blur_prob": self.blur.value(), "jpeg_prob": self.jpeg.value(), "workers": self.workers.value()}
         start = self.start_from.currentData()
-        if start:
-            chosen["pretrained"] = start
+        if start == "none":
+            chosen["pretrained"] = "none"
+        elif start:
+            chosen.update(fine_tuning_overrides(self.wizard().library, start))
         return chosen
 
     def validatePage(self) -> bool:
@@ -241,6 +246,19 @@ class RecipePage(QWizardPage):
             return False
         self.error.setText("")
         return True
+
+
+# Runs still ending after their wizard closed. Kept referenced for the life of the process: dropping the last
+# reference to a running QThread aborts the program, and a finished one costs a few bytes.
+_DETACHED: set[QThread] = set()
+
+
+def _detach(worker: TrainingWorker, thread: QThread) -> None:
+    for signal in (worker.event, worker.failed, worker.finished):
+        signal.disconnect()
+    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    thread.setParent(None)  # outlives the page
+    _DETACHED.add(thread)
 
 
 def _spin(low: int, high: int) -> QSpinBox:
@@ -279,9 +297,14 @@ class TrainPage(QWizardPage):
         self.stop_button.clicked.connect(self.stop)
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
+        self.settings_button = QPushButton("Change the settings")
+        self.settings_button.setToolTip("Back to the first page; the data folder is kept")
+        self.settings_button.clicked.connect(lambda: self.wizard().restart())
+        self.failed_reason = ""
         buttons = QHBoxLayout()
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.resume_button)
+        buttons.addWidget(self.settings_button)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         for widget in (self.status, self.epoch_bar, self.batch_bar):
@@ -295,9 +318,12 @@ class TrainPage(QWizardPage):
         self.log.clear()
         self.start(resume=False)
 
+    def cleanupPage(self) -> None:
+        self.stop_and_wait()  # restart() from a failed or stopped run: nothing may still be training
+
     def start(self, resume: bool) -> None:
         job = self.wizard().job
-        self.outcome = None
+        self.outcome, self.failed_reason = None, ""
         self.chart.set_epochs(job.recipe.epochs)
         self.epoch_bar.setRange(0, job.recipe.epochs)
         self.status.setText(f"{'Resuming' if resume else 'Starting'} {job.recipe.name} ({job.recipe.architecture}) "
@@ -314,17 +340,25 @@ class TrainPage(QWizardPage):
             self.worker.stop()
             self.status.setText("Stopping after this batch…")
 
-    def stop_and_wait(self, timeout_ms: int = 120_000) -> None:
+    def stop_and_wait(self, timeout_ms: int = 60_000) -> None:
+        """Stop and wait a while for the run to end (its last checkpoint being written); a run still busy after
+        that (a step that cannot be interrupted) is left to finish on its own, detached from this page."""
         self.stop()
-        if self.thread is not None:
-            self.thread.wait(timeout_ms)
+        if self.thread is not None and not self.thread.wait(timeout_ms):
+            _detach(self.worker, self.thread)
+            self.worker, self.thread = None, None
+
+    def close_without_waiting(self) -> None:
+        self.stop_and_wait(timeout_ms=0)
 
     def is_running(self) -> bool:
         return self.worker is not None
 
     def _set_running(self, running: bool) -> None:
         self.stop_button.setEnabled(running)
-        self.resume_button.setVisible(not running and self.outcome is not None and self.outcome.entry is None)
+        unfinished = not running and (self.failed_reason or (self.outcome is not None and self.outcome.entry is None))
+        self.resume_button.setVisible(bool(unfinished) and can_resume(self.wizard().job))
+        self.settings_button.setVisible(bool(unfinished))
         self.completeChanged.emit()
 
     def _on_event(self, event: TrainingEvent) -> None:
@@ -351,6 +385,7 @@ class TrainPage(QWizardPage):
         self.log.appendPlainText(line)
 
     def _on_failed(self, reason: str) -> None:
+        self.failed_reason = reason
         self._say(f"Training failed: {reason}")
         self.status.setText(f"<b>Training failed:</b> {html.escape(reason)}")
 
@@ -364,7 +399,7 @@ class TrainPage(QWizardPage):
         elif outcome is not None:
             self.status.setText("Stopped. The best checkpoint so far is kept; Resume continues from the last "
                                 "finished epoch.")
-        self._set_running(False)
+        self._set_running(False)  # after a failure the status keeps its reason
 
     def isComplete(self) -> bool:
         return self.outcome is not None and self.outcome.entry is not None
