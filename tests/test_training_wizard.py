@@ -55,6 +55,7 @@ def test_wizard_trains_a_model_into_the_library_and_makes_it_the_default(qtbot, 
     assert entry.card.provenance["recipe"]["name"] == "cifake_cnn"
     assert entry.card.provenance["recipe"]["epochs"] == 3
     assert entry.card.provenance["data"]["all"]["count"] == 300
+    assert entry.card.trained_on.endswith("(150 real, 150 fake)")
     assert window.model_picker.findData("wizard-trace") >= 0  # offered for scanning at once
 
     wizard.next()

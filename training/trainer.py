@@ -342,7 +342,8 @@ def _card(recipe, model_id, spec, dataset, train, val, best_epoch, status, histo
         id=model_id, name=model_id, architecture=recipe.architecture, num_logits=recipe.num_logits, fake_index=1,
         input=spec, threshold=0.5, inconclusive_band=(0.3, 0.7),
         description=recipe.description or f"Trained with the {recipe.name} recipe",
-        trained_on=f"{summary['count']} images from {dataset.root.name} ({summary['per_class']})",
+        trained_on=f"{summary['count']} images from {dataset.root.name} ("
+                   + ", ".join(f"{n} {name}" for name, n in sorted(summary["per_class"].items(), reverse=True)) + ")",
         limitations="Measured only on a validation split of its own training data; evaluate it on data like "
                     "your casework before relying on it.",
         provenance={
