@@ -206,6 +206,7 @@ def test_tampered_c2pa_file_is_invalid(signed_jpeg):
 
 
 def test_unsigned_file_has_no_content_credentials():
+    pytest.importorskip("c2pa")  # without it the finding is c2pa_unavailable, as on some platforms
     assert kinds(analyse(jpeg(), "plain.jpg"))["no_c2pa"].strength == "info"
 
 
