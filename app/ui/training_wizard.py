@@ -191,18 +191,12 @@ class RecipePage(QWizardPage):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c0392b")
         form = QFormLayout(self)
-        form.addRow("Recipe", self.recipe)
-        form.addRow("", self.description)
-        form.addRow("New model's name", self.name)
-        form.addRow("Start from", self.start_from)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Learning rate", self.lr)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Blur augmentation (probability)", self.blur)
-        form.addRow("JPEG augmentation (probability)", self.jpeg)
-        form.addRow("Data-loading processes", self.workers)
-        form.addRow("Device", self.device)
-        form.addRow("", self.error)
+        for label, widget in (("Recipe", self.recipe), ("", self.description), ("New model's name", self.name),
+                              ("Start from", self.start_from), ("Epochs", self.epochs), ("Learning rate", self.lr),
+                              ("Batch size", self.batch_size), ("Blur augmentation (probability)", self.blur),
+                              ("JPEG augmentation (probability)", self.jpeg),
+                              ("Data-loading processes", self.workers), ("Device", self.device), ("", self.error)):
+            form.addRow(label, widget)
 
     def initializePage(self) -> None:
         wizard: TrainingWizard = self.wizard()
