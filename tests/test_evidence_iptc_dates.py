@@ -219,3 +219,71 @@ def test_lightroom_and_camera_raw_are_not_called_photoshop():
         exif = Image.Exif()
         exif[0x0131] = software
         assert kinds(analyse(jpeg(exif), "x.jpg"))["resaved_by_editor"].details["editor"] == editor
+
+
+# ---- the EXIF thumbnail ---------------------------------------------------------------------------------
+def exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """Raw EXIF (little-endian TIFF): IFD0 with Make, IFD1 pointing at a JPEG thumbnail, as cameras write it."""
+    make = b"Canon\x00"
+    header = b"II*\x00" + struct.pack("<I", 8)
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHII", 0x010F, 2, len(make), 26) + struct.pack("<I", 32)
+    ifd1 = (struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, 62)
+            + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail)) + struct.pack("<I", 0))
+    return b"Exif\x00\x00" + header + ifd0 + make + ifd1 + thumbnail
+
+
+def photo_with_thumbnail(picture: Image.Image, thumbnail: Image.Image | bytes) -> bytes:
+    if isinstance(thumbnail, Image.Image):
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, "JPEG", quality=80)
+        thumbnail = buffer.getvalue()
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90, exif=exif_with_thumbnail(thumbnail))
+    return out.getvalue()
+
+
+def thumbnail_finding(data: bytes):
+    found = [f for f in analyse(data, "t.jpg") if "thumbnail" in f.kind]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def real_photo() -> Image.Image:
+    """scikit-learn's sample photograph (installed with the project): real texture, unlike a synthetic gradient."""
+    from pathlib import Path
+
+    import sklearn
+
+    return Image.open(Path(sklearn.__file__).parent / "datasets" / "images" / "china.jpg").convert("RGB")
+
+
+def test_the_cameras_own_thumbnail_matches():
+    picture = real_photo()
+    finding = thumbnail_finding(photo_with_thumbnail(picture, picture.resize((160, 107))))
+    assert (finding.kind, finding.strength) == ("thumbnail_matches", "info") and finding.details["difference"] < 8
+
+
+def test_a_letterboxed_thumbnail_matches_too():
+    picture = real_photo()  # 3:2 picture, 4:3 thumbnail with black bars as many cameras write
+    thumbnail = Image.new("RGB", (160, 120))
+    thumbnail.paste(picture.resize((160, 107)), (0, 6))
+    assert thumbnail_finding(photo_with_thumbnail(picture, thumbnail)).kind == "thumbnail_matches"
+
+
+def test_a_cropped_or_replaced_picture_with_the_old_thumbnail_is_moderate_evidence():
+    original = real_photo()
+    width, height = original.size
+    cropped = original.crop((0, 0, int(width * 0.9), int(height * 0.9)))  # the old EXIF kept by the editor
+    finding = thumbnail_finding(photo_with_thumbnail(cropped, original.resize((160, 107))))
+    assert (finding.kind, finding.strength, finding.points_to) == ("thumbnail_mismatch", "moderate", "")
+    assert "copied from another file" in finding.message
+    generated = Image.new("RGB", original.size, (90, 140, 200))  # a picture dressed in a photo's EXIF
+    assert thumbnail_finding(photo_with_thumbnail(generated, original.resize((160, 107)))).kind == \
+        "thumbnail_mismatch"
+
+
+def test_a_broken_thumbnail_is_reported_not_raised():
+    from tests.images import gradient
+
+    finding = thumbnail_finding(photo_with_thumbnail(gradient(300, 200), b"\xff\xd8\xff\xe0 broken"))
+    assert (finding.kind, finding.strength) == ("unreadable_thumbnail", "info")

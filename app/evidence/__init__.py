@@ -1,5 +1,5 @@
-"""Evidence beyond the pixels: what a file says about itself (EXIF, generator metadata, IPTC-IIM, whether its
-dates agree, C2PA, JPEG facts).
+"""Evidence beyond the pixels: what a file says about itself (EXIF and its thumbnail, generator metadata,
+IPTC-IIM, whether its dates agree, C2PA, JPEG facts).
 
 Each finding names its source and strength and is shown beside the model's score, never folded into it.
 `analyse` works on bytes already in memory (the ones the scan hashed), so evidence files are never reopened.
@@ -27,9 +27,11 @@ def _checks() -> list[tuple[str, Check]]:
     from app.evidence.generator_metadata import check_generator_metadata
     from app.evidence.iptc import check_iptc
     from app.evidence.jpeg_facts import check_jpeg_facts
+    from app.evidence.thumbnail import check_thumbnail
 
-    return [("EXIF", check_exif), ("generator metadata", check_generator_metadata), ("IPTC-IIM", check_iptc),
-            ("dates", check_dates), ("Content Credentials", check_c2pa), ("JPEG facts", check_jpeg_facts)]
+    return [("EXIF", check_exif), ("EXIF thumbnail", check_thumbnail), ("generator metadata",
+            check_generator_metadata), ("IPTC-IIM", check_iptc), ("dates", check_dates),
+            ("Content Credentials", check_c2pa), ("JPEG facts", check_jpeg_facts)]
 
 
 def analyse(data: bytes, path: Path | str | None = None) -> list[Finding]:
