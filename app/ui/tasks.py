@@ -68,6 +68,17 @@ class BackgroundTasks(QObject):
         self.pool.waitForDone(wait_ms)
 
 
+_OUTLIVING: set[QObject] = set()
+
+
+def outlive_parent(obj: QObject) -> None:
+    """Keep a QThread or a BackgroundTasks that is still busy alive after the window that owned it closes:
+    destroying a running QThread aborts the program, and destroying a busy pool blocks until its work is done.
+    Held for the life of the process; a finished one costs a few bytes."""
+    obj.setParent(None)
+    _OUTLIVING.add(obj)
+
+
 def describe_exception(exc: BaseException) -> str:
     text = str(exc).strip().strip("'\"")
     return text or type(exc).__name__

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog
 
 from app.training_job import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
                                make_recipe, plan_training)
-from app.ui.tasks import BackgroundTasks
+from app.ui.tasks import BackgroundTasks, outlive_parent
 from app.ui.training_chart import LearningCurveView
 from app.ui.training_worker import TrainingWorker
 from app.ui.workers import start_worker_thread
@@ -52,7 +52,12 @@ class TrainingWizard(QWizard):
             self.addPage(page)
 
     def done(self, result: int) -> None:
-        self.train_page.close_without_waiting()  # closing never freezes the window: the run stops on its own
+        # closing never freezes the window: a run stops on its own, a data check finishes unseen
+        self.train_page.close_without_waiting()
+        self.data_page.closed = True
+        if self.tasks.busy():
+            self.tasks.pool.clear()
+            outlive_parent(self.tasks)
         super().done(result)
 
     def shutdown(self) -> None:
@@ -69,6 +74,7 @@ class DataPage(QWizardPage):
         self.setSubTitle("A folder with real/ and fake/ sub-folders (also 0_real/1_fake, REAL/FAKE, authentic/ai), "
                          "optionally under train/ val/ test/ and per-generator folders such as fake/gan/.")
         self.tasks = tasks
+        self.closed = False  # the wizard is gone: late results from the background are dropped
         self.dataset: Dataset | None = None
         self._requested: Path | None = None
         self.folder = QLineEdit()
@@ -119,7 +125,7 @@ class DataPage(QWizardPage):
                           lambda reason: self._not_a_dataset(path, reason))
 
     def _found(self, path: Path, dataset: Dataset) -> None:
-        if self._requested != path:
+        if self.closed or self._requested != path:
             return  # the user has moved on to another folder
         self.dataset = dataset
         self.summary.setText(describe_dataset(dataset))
@@ -127,7 +133,7 @@ class DataPage(QWizardPage):
         self.completeChanged.emit()
 
     def _not_a_dataset(self, path: Path, reason: str) -> None:
-        if self._requested == path:
+        if not self.closed and self._requested == path:
             self.summary.setText(f"<b>Not usable:</b> {html.escape(reason)}")
 
     def check_data(self) -> None:
@@ -140,6 +146,8 @@ class DataPage(QWizardPage):
                           lambda reason: self._checked(f"The check failed: {reason}"))
 
     def _checked(self, text: str) -> None:
+        if self.closed:
+            return
         self.report.setPlainText(text)
         self.check_button.setEnabled(self.dataset is not None)
 
@@ -242,17 +250,12 @@ class RecipePage(QWizardPage):
         return True
 
 
-# Runs still ending after their wizard closed. Kept referenced for the life of the process: dropping the last
-# reference to a running QThread aborts the program, and a finished one costs a few bytes.
-_DETACHED: set[QThread] = set()
-
-
 def _detach(worker: TrainingWorker, thread: QThread) -> None:
+    """Let a run that is still ending finish on its own after its page is gone."""
     for signal in (worker.event, worker.failed, worker.finished):
         signal.disconnect()
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.setParent(None)  # outlives the page
-    _DETACHED.add(thread)
+    outlive_parent(thread)
 
 
 def _spin(low: int, high: int) -> QSpinBox:
