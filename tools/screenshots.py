@@ -88,14 +88,19 @@ def shoot(app, folder: Path, out: Path, palette: str) -> list[str]:
     save(dialog, "5-model-manager")
     dialog.close()
 
-    wizard = window.train_model()  # a real (tiny) training run on the demo folder's real/ and fake/
-    wizard.data_page.set_folder(folder)
+    from tests.datasets import make_trace_dataset
+
+    # a real (small) training run: 32-px textures vs the same content through a nearest-neighbour upsampler
+    trace = make_trace_dataset(folder.parent / f"trace-{palette}", per_class=150)
+    wizard = window.train_model()
+    wizard.data_page.set_folder(trace)
     wait_until(app, wizard.data_page.isComplete)
     wizard.next()
     recipe = wizard.recipe_page
     recipe.recipe.setCurrentText("cifake_cnn")
     recipe.name.setText(f"demo-trained-{palette}")
-    recipe.epochs.setValue(6)
+    recipe.epochs.setValue(12)
+    recipe.batch_size.setValue(16)
     recipe.workers.setValue(0)
     recipe.lr.setValue(0.001)
     save(wizard, "6-training-recipe")

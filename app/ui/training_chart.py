@@ -1,8 +1,10 @@
 """The learning curve as it grows: train and validation loss (left axis) and accuracy (right axis) per epoch."""
 from __future__ import annotations
 
+import math
+
 from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPainter, QPen
 
 SERIES = (  # key in the trainer's epoch row, legend, axis, dashed
@@ -40,16 +42,32 @@ class LearningCurveView(QChartView):
             chart.addSeries(line)
             line.attachAxis(self.epoch_axis)
             line.attachAxis(self.loss_axis if axis == "loss" else self.accuracy_axis)
-            if dashed:
-                pen = QPen(line.pen())
-                pen.setStyle(Qt.PenStyle.DashLine)
-                line.setPen(pen)
             self.series[key] = line
         self.set_epochs(1)
+        self._apply_theme()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:
+            self._apply_theme()
+
+    def _apply_theme(self) -> None:
+        """Light or dark chart to match the window; a theme resets the pens, so validation is dashed again."""
+        dark = self.palette().window().color().lightness() < 128
+        self.chart().setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
+        for key, _name, _axis, dashed in SERIES:
+            if dashed:
+                pen = QPen(self.series[key].pen())
+                pen.setStyle(Qt.PenStyle.DashLine)
+                self.series[key].setPen(pen)
 
     def set_epochs(self, epochs: int) -> None:
-        self.epoch_axis.setRange(1, max(2, epochs))
-        self.epoch_axis.setTickCount(min(max(2, epochs), 11))
+        last = max(2, epochs)
+        self.epoch_axis.setRange(1, last)
+        # ticks on whole epochs (1, 2, 3… or 1, 6, 11…): evenly spread ticks would fall between epochs
+        self.epoch_axis.setTickType(QValueAxis.TickType.TicksDynamic)
+        self.epoch_axis.setTickAnchor(1)
+        self.epoch_axis.setTickInterval(max(1, math.ceil((last - 1) / 10)))
 
     def clear(self) -> None:
         for line in self.series.values():
