@@ -1,4 +1,6 @@
 """Models → Train a model…: the wizard as a user drives it, with real training on a small dataset on disk."""
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -189,3 +191,42 @@ def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, 
     assert tasks.busy() and window.training_wizard is None
     release.set()
     qtbot.waitUntil(lambda: not tasks.busy(), timeout=30_000)  # the check ends unseen, nothing is touched
+
+
+def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp_path):
+    make_trace_dataset(tmp_path / "data" / "train", per_class=150, seed=0)
+    make_trace_dataset(tmp_path / "data" / "test", per_class=40, seed=1)
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, tmp_path / "data")
+    fill_recipe(wizard, "with-test", epochs=10)
+    wizard.recipe_page.batch_size.setValue(16)  # more steps: the trace is learnt by epoch 6 or so
+    wizard.next()
+    qtbot.waitUntil(wizard.train_page.isComplete, timeout=TRAIN_TIMEOUT_MS)
+    wizard.next()
+    page = wizard.result_page
+    assert page.eval_folder.text() == str(tmp_path / "data")  # its test/ split was never trained on
+    page.eval_button.click()
+    qtbot.waitUntil(lambda: page.evaluation is not None, timeout=TRAIN_TIMEOUT_MS)
+    report = page.evaluation
+    assert report["data"]["split"] == "test" and report["data"]["count"] == 80
+    assert report["metrics"]["accuracy"] > 0.5  # learnt something beyond chance on unseen images
+    shown = page.card_view.toPlainText()
+    assert "Evaluation on held-out images" in shown and "test split: 80 images" in shown
+    assert f"{report['metrics']['accuracy']:.3f}" in shown
+    assert Path(report["files"]["roc"]).is_file() and Path(report["files"]["roc"]).is_relative_to(home)
+
+
+def test_evaluating_on_the_training_images_is_refused(qtbot, home, trace_data):
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, trace_data)
+    fill_recipe(wizard, "no-test", epochs=1)
+    wizard.next()
+    qtbot.waitUntil(wizard.train_page.isComplete, timeout=TRAIN_TIMEOUT_MS)
+    wizard.next()
+    page = wizard.result_page
+    assert page.eval_folder.text() == ""
+    page.eval_folder.setText(str(trace_data))
+    page.eval_button.click()
+    assert "training images" in page.eval_status.text() and page.evaluation is None

@@ -2,7 +2,8 @@
 
 Data (a folder with real/ and fake/, checked in the background, with `data inspect`'s shortcut warnings on
 request) → recipe (the seeds' recipes, the common fields editable, fine-tuning from a library model) → training
-(live learning curve, Stop keeps the best checkpoint, Resume continues) → the new model's card, in the library.
+(live learning curve, Stop keeps the best checkpoint, Resume continues) → the new model's card, in the library,
+and its evaluation on held-out data (training_result.py).
 """
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QFontDatabase
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QTextBrowser,
-                               QVBoxLayout, QWizard, QWizardPage)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWizard, QWizardPage)
 
 from app.training_job import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
                                make_recipe, plan_training)
 from app.ui.tasks import BackgroundTasks, outlive_parent
 from app.ui.training_chart import LearningCurveView
+from app.ui.training_result import ResultPage
 from app.ui.training_worker import TrainingWorker
 from app.ui.workers import start_worker_thread
 from models.device import available_devices
@@ -26,11 +27,6 @@ from models.library import ModelLibrary
 from training.data import CLASS_NAMES, Dataset
 from training.recipes import RECIPES
 from training.trainer import TrainingEvent
-
-METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC-AUC"),
-           ("average_precision", "Average precision"), ("f1_fake", "F1 (fake)"), ("mcc", "MCC"),
-           ("log_loss", "Log loss"))
-
 
 class TrainingWizard(QWizard):
     model_added = Signal(str)  # id of the model the wizard put in the library
@@ -54,9 +50,8 @@ class TrainingWizard(QWizard):
     def done(self, result: int) -> None:
         # closing never freezes the window: a run stops on its own, a data check finishes unseen
         self.train_page.close_without_waiting()
-        self.data_page.closed = True
-        if self.tasks.busy():
-            self.tasks.pool.clear()
+        self.data_page.closed = self.result_page.closed = True
+        if self.tasks.busy():  # not cleared: a queued task that never runs would leave its relay waiting
             outlive_parent(self.tasks)
         super().done(result)
 
@@ -400,43 +395,3 @@ class TrainPage(QWizardPage):
 
     def isComplete(self) -> bool:
         return self.outcome is not None and self.outcome.entry is not None
-
-
-# ---- 4. the new model -----------------------------------------------------------------------------------
-class ResultPage(QWizardPage):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setTitle("The new detector")
-        self.card_view = QTextBrowser()
-        self.make_default = QCheckBox("Use it for the next scans (make it the default model)")
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.card_view, 1)
-        layout.addWidget(self.make_default)
-
-    def initializePage(self) -> None:
-        outcome = self.wizard().train_page.outcome
-        self.card_view.setHtml(result_html(outcome))
-
-    def validatePage(self) -> bool:
-        wizard: TrainingWizard = self.wizard()
-        if self.make_default.isChecked():
-            wizard.made_default = wizard.train_page.outcome.entry.card.id
-            wizard.library.set_default(wizard.made_default)
-        return True
-
-
-def result_html(outcome: TrainingOutcome) -> str:
-    card = outcome.entry.card
-    validation = card.metrics.get("validation", {})
-    rows = "".join(f"<tr><td>{label}</td><td align='right'>{_number(validation.get(key))}</td></tr>"
-                   for key, label in METRICS)
-    return (f"<h3>{html.escape(card.id)}</h3><p>{html.escape(card.architecture)}, {html.escape(card.trained_on)}. "
-            f"Stopped as <b>{html.escape(outcome.result.status)}</b>; best epoch {outcome.result.best_epoch}.</p>"
-            f"<p>On its validation split ({validation.get('n', '?')} images):</p><table>{rows}</table>"
-            f"<p><i>{html.escape(card.limitations)}</i></p>"
-            f"<p>Checkpoints: {html.escape(str(outcome.result.run_dir))}. Evaluate it on held-out data with "
-            f"<code>forensight evaluate --model {html.escape(card.id)} --data FOLDER --out FOLDER</code>.</p>")
-
-
-def _number(value) -> str:
-    return "n/a" if not isinstance(value, (int, float)) else f"{value:.3f}"
