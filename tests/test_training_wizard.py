@@ -38,6 +38,18 @@ def fill_recipe(wizard, name: str, epochs: int) -> None:
     page.device.setCurrentText("cpu")
 
 
+def start_training(qtbot, folder, name: str, epochs: int, batch_size: int | None = None):
+    """Open the wizard from a fresh window, choose the data and the recipe, press Train."""
+    window = open_window(qtbot)
+    wizard = window.train_model()
+    choose_data(qtbot, wizard, folder)
+    fill_recipe(wizard, name, epochs=epochs)
+    if batch_size:
+        wizard.recipe_page.batch_size.setValue(batch_size)
+    wizard.next()
+    return window, wizard
+
+
 def test_wizard_trains_a_model_into_the_library_and_makes_it_the_default(qtbot, home, trace_data):
     window = open_window(qtbot)
     wizard = window.train_model()
@@ -133,11 +145,7 @@ def test_a_run_that_fails_says_why_and_leads_back_to_the_settings(qtbot, home, t
         (tmp_path / "broken" / name).mkdir(parents=True)
         for i in range(4):
             (tmp_path / "broken" / name / f"{i}.png").write_bytes(b"not a picture")
-    window = open_window(qtbot)
-    wizard = window.train_model()
-    choose_data(qtbot, wizard, tmp_path / "broken")
-    fill_recipe(wizard, "never", epochs=1)
-    wizard.next()
+    window, wizard = start_training(qtbot, tmp_path / "broken", "never", 1)
     page = wizard.train_page
     qtbot.waitUntil(lambda: not page.is_running(), timeout=TRAIN_TIMEOUT_MS)
     assert page.failed_reason and "Training failed" in page.status.text()
@@ -147,11 +155,7 @@ def test_a_run_that_fails_says_why_and_leads_back_to_the_settings(qtbot, home, t
 
 
 def test_closing_the_wizard_mid_training_stops_it_and_trains_nothing(qtbot, home, trace_data):
-    window = open_window(qtbot)
-    wizard = window.train_model()
-    choose_data(qtbot, wizard, trace_data)
-    fill_recipe(wizard, "abandoned", epochs=200)
-    wizard.next()
+    window, wizard = start_training(qtbot, trace_data, "abandoned", 200)
     page = wizard.train_page
     qtbot.waitUntil(lambda: len(page.chart.points("val_loss")) >= 1, timeout=TRAIN_TIMEOUT_MS)
     thread = page.thread
@@ -170,11 +174,7 @@ def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, 
     release = threading.Event()  # holds the background work in a step that ignores Stop until the test lets go
     monkeypatch.setattr(training_worker, "run_training", lambda *args, **kwargs: release.wait(60))
     monkeypatch.setattr(inspect_data, "inspect_dataset", lambda *args, **kwargs: release.wait(60) and {})
-    window = open_window(qtbot)
-    wizard = window.train_model()
-    choose_data(qtbot, wizard, trace_data)
-    fill_recipe(wizard, "stuck", epochs=1)
-    wizard.next()
+    window, wizard = start_training(qtbot, trace_data, "stuck", 1)
     thread = wizard.train_page.thread
     wizard.reject()  # returns while the run is still busy: the window is never frozen
     assert thread.isRunning() and window.training_wizard is None
@@ -196,12 +196,7 @@ def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, 
 def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp_path):
     make_trace_dataset(tmp_path / "data" / "train", per_class=150, seed=0)
     make_trace_dataset(tmp_path / "data" / "test", per_class=40, seed=1)
-    window = open_window(qtbot)
-    wizard = window.train_model()
-    choose_data(qtbot, wizard, tmp_path / "data")
-    fill_recipe(wizard, "with-test", epochs=10)
-    wizard.recipe_page.batch_size.setValue(16)  # more steps: the trace is learnt by epoch 6 or so
-    wizard.next()
+    window, wizard = start_training(qtbot, tmp_path / "data", "with-test", 10, batch_size=16)
     qtbot.waitUntil(wizard.train_page.isComplete, timeout=TRAIN_TIMEOUT_MS)
     wizard.next()
     page = wizard.result_page
@@ -218,11 +213,7 @@ def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp
 
 
 def test_evaluating_on_the_training_images_is_refused(qtbot, home, trace_data):
-    window = open_window(qtbot)
-    wizard = window.train_model()
-    choose_data(qtbot, wizard, trace_data)
-    fill_recipe(wizard, "no-test", epochs=1)
-    wizard.next()
+    window, wizard = start_training(qtbot, trace_data, "no-test", 1)
     qtbot.waitUntil(wizard.train_page.isComplete, timeout=TRAIN_TIMEOUT_MS)
     wizard.next()
     page = wizard.result_page
