@@ -201,6 +201,7 @@ def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp
     wizard.next()
     page = wizard.result_page
     assert page.eval_folder.text() == str(tmp_path / "data")  # its test/ split was never trained on
+    page.sweeps.setChecked(True)
     page.eval_button.click()
     qtbot.waitUntil(lambda: page.evaluation is not None, timeout=TRAIN_TIMEOUT_MS)
     report = page.evaluation
@@ -210,6 +211,8 @@ def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp
     assert "Evaluation on held-out images" in shown and "test split: 80 images" in shown
     assert f"{report['metrics']['accuracy']:.3f}" in shown
     assert Path(report["files"]["roc"]).is_file() and Path(report["files"]["roc"]).is_relative_to(home)
+    assert set(report["robustness"]) == {"jpeg_quality", "blur_sigma", "downscale"}
+    assert Path(report["files"]["robustness"]).is_file() and "Robustness" in shown
 
 
 def test_evaluating_on_the_training_images_is_refused(qtbot, home, trace_data):

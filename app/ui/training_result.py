@@ -2,7 +2,8 @@
 
 Validation numbers come from a split of the training data; what an examiner needs is how the model does on
 images it never saw. "Evaluate" runs training.evaluate (the same code as `forensight evaluate`) on a worker
-thread: metrics, ROC and precision-recall curves, the confusion matrix, all saved in an evaluation folder.
+thread: metrics, ROC and precision-recall curves, the confusion matrix and, on request, the robustness sweeps,
+all saved in an evaluation folder.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from models.library import data_home
 METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC-AUC"),
            ("average_precision", "Average precision"), ("f1_fake", "F1 (fake)"), ("mcc", "MCC"),
            ("log_loss", "Log loss"))
-PLOTS = (("roc", "ROC curve"), ("pr", "Precision-recall curve"), ("confusion_matrix", "Confusion matrix"))
+PLOTS = (("roc", "ROC curve"), ("pr", "Precision-recall curve"), ("confusion_matrix", "Confusion matrix"),
+         ("robustness", "Robustness: AP and accuracy under JPEG, blur and downscaling"))
 
 
 class ResultPage(QWizardPage):
@@ -36,6 +38,7 @@ class ResultPage(QWizardPage):
         browse.clicked.connect(self._browse)
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.clicked.connect(self.evaluate)
+        self.sweeps = QCheckBox("with robustness sweeps (JPEG, blur, downscaling on up to 400 images; slower)")
         self.eval_status = QLabel("")
         self.eval_status.setWordWrap(True)
         self.progress = ProgressRelay(self)
@@ -50,6 +53,7 @@ class ResultPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addWidget(self.card_view, 1)
         layout.addLayout(row)
+        layout.addWidget(self.sweeps)
         layout.addWidget(self.eval_status)
         layout.addWidget(self.make_default)
 
@@ -75,7 +79,7 @@ class ResultPage(QWizardPage):
             return
         model_id = wizard.train_page.outcome.entry.card.id
         out = data_home() / "evaluations" / f"{model_id}-{datetime.now():%Y%m%d-%H%M%S}"
-        device, report_progress = wizard.device, self.progress.report
+        device, report_progress, sweeps = wizard.device, self.progress.report, self.sweeps.isChecked()
         self.eval_button.setEnabled(False)
         self.eval_status.setText(f"Evaluating {model_id} on {folder}…")
 
@@ -83,7 +87,7 @@ class ResultPage(QWizardPage):
             from models.library import ModelLibrary
             from training.evaluate import evaluate
 
-            return evaluate(ModelLibrary().load(model_id), folder, out, split="auto", device=device, sweeps=False,
+            return evaluate(ModelLibrary().load(model_id), folder, out, split="auto", device=device, sweeps=sweeps,
                             progress=lambda stage, done, total: report_progress(done, total))
 
         wizard.tasks.submit(work, self._evaluated, self._evaluation_failed)
