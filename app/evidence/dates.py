@@ -133,13 +133,12 @@ def gps_stamp(exif: Image.Exif) -> Stamp | None:
 def xmp_capture(data: bytes, image: Image.Image) -> list[tuple[str, Stamp]]:
     """Capture dates repeated in XMP (exif:DateTimeOriginal, photoshop:DateCreated). xmp:CreateDate is left
     out on purpose: editors set it to when they created their document."""
-    packet = xmp.find_packet(data, image)
-    if packet is None:
-        return []
     try:
-        root = xmp.parse_packet(packet)
+        root = xmp.read_xmp(data, image)
     except Exception:
         return []  # the generator-metadata check reports unreadable XMP
+    if root is None:
+        return []
     found = []
     for name in ("DateTimeOriginal", "DateCreated"):
         for value in xmp.values_named(root, name):

@@ -98,6 +98,15 @@ def exif_summary_of(image: Image.Image) -> list[tuple[str, str]]:
     return facts
 
 
+def exif_software(image: Image.Image) -> str:
+    """EXIF Software (IFD0), or '' when absent or unreadable (damaged EXIF is reported by check_exif)."""
+    try:
+        value = image.getexif().get(0x0131)
+    except Exception:
+        return ""
+    return value.strip("\x00 ") if isinstance(value, str) else ""
+
+
 def load_exif(image: Image.Image) -> Image.Exif:
     """The image's EXIF; raises UnreadableExif when a block exists but is damaged."""
     raw = image.info.get("exif")

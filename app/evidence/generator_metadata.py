@@ -11,6 +11,7 @@ import re
 from PIL import Image
 
 from app.evidence import xmp
+from app.evidence.exif import exif_software
 from app.evidence.findings import Finding
 
 MAX_PROMPT = 300
@@ -51,7 +52,7 @@ def check_generator_metadata(data: bytes, image: Image.Image | None) -> list[Fin
     findings: list[Finding] = []
     if image is not None:
         findings += _text_chunks(image.info)
-        software = _software(image)
+        software = exif_software(image)
         name = generator_name(software)
         if name:
             findings.append(Finding("exif", "generator_software", "strong",
@@ -144,23 +145,14 @@ def _novelai_comment(comment: str) -> dict:
     return details
 
 
-# ---- EXIF Software and XMP ---------------------------------------------------------------------------
-def _software(image: Image.Image) -> str:
-    try:
-        value = image.getexif().get(0x0131)  # Software
-    except Exception:
-        return ""  # damaged EXIF is reported by the EXIF check
-    return str(value).strip("\x00 ") if isinstance(value, str) else ""
-
-
+# ---- XMP ---------------------------------------------------------------------------------------------
 def _xmp_findings(data: bytes, image: Image.Image | None) -> list[Finding]:
-    packet = xmp.find_packet(data, image)
-    if packet is None:
-        return []
     try:
-        root = xmp.parse_packet(packet)
+        root = xmp.read_xmp(data, image)
     except Exception as exc:
         return [Finding("xmp", "unreadable_xmp", "info", f"Unreadable XMP packet: {exc}.")]
+    if root is None:
+        return []
     findings: list[Finding] = []
     for tool in dict.fromkeys(xmp.values_named(root, "CreatorTool")):
         name = generator_name(tool)

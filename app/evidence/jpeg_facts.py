@@ -8,6 +8,7 @@ import re
 from PIL import Image
 
 from app.evidence import xmp
+from app.evidence.exif import exif_software
 from app.evidence.findings import Finding
 from training.inspect_data import estimate_jpeg_quality, is_libjpeg_table
 
@@ -66,19 +67,12 @@ def _quality(image: Image.Image) -> list[Finding]:
 def _software_mentions(data: bytes, image: Image.Image) -> list[tuple[str, str]]:
     """Where the file names the software that wrote it: EXIF Software, XMP CreatorTool, and the XMP edit
     history's softwareAgent entries (Photoshop and Lightroom log every save there)."""
-    found: list[tuple[str, str]] = []
+    found = [("EXIF Software", software)] if (software := exif_software(image)) else []
     try:
-        value = image.getexif().get(0x0131)  # Software
+        root = xmp.read_xmp(data, image)
     except Exception:
-        value = None
-    if isinstance(value, str) and value.strip("\x00 "):
-        found.append(("EXIF Software", value.strip("\x00 ")))
-    packet = xmp.find_packet(data, image)
-    if packet is not None:
-        try:
-            root = xmp.parse_packet(packet)
-        except Exception:
-            return found  # reported by the generator-metadata check
+        return found  # reported by the generator-metadata check
+    if root is not None:
         found += [("XMP CreatorTool", v) for v in dict.fromkeys(xmp.values_named(root, "CreatorTool"))]
         found += [("XMP history", v) for v in dict.fromkeys(xmp.values_named(root, "softwareAgent"))]
     return found

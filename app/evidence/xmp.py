@@ -4,6 +4,7 @@ and parsed only when it declares no DTD, so no entity can be expanded or fetched
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from functools import lru_cache
 
 from PIL import Image
 
@@ -33,6 +34,18 @@ def parse_packet(packet: bytes) -> ET.Element:
     if b"<!DOCTYPE" in packet or b"<!ENTITY" in packet:
         raise UnsafeXmp("the XMP packet declares a DTD or entities, which XMP never needs")
     return ET.fromstring(packet)
+
+
+def read_xmp(data: bytes, image: Image.Image | None = None) -> ET.Element | None:
+    """The file's parsed XMP, or None when it has none; raises like parse_packet for an unreadable packet.
+    Several checks read the same file's XMP, so a packet is parsed once (callers only read the tree)."""
+    packet = find_packet(data, image)
+    return None if packet is None else _parse_once(packet)
+
+
+@lru_cache(maxsize=16)  # one entry per file being scanned at once (the decode threads)
+def _parse_once(packet: bytes) -> ET.Element:
+    return parse_packet(packet)
 
 
 def values_named(root: ET.Element, local_name: str) -> list[str]:

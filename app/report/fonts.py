@@ -2,8 +2,9 @@
 
 DejaVu (shipped with matplotlib) covers Latin, Greek, Cyrillic and common symbols. WenQuanYi Micro Hei (shipped
 in resources/fonts, Apache-2.0) covers Chinese, Japanese and every Korean syllable. ReportLab embeds only the
-glyphs a report uses, so the 5 MB font adds a few KiB per report. A character that neither font can draw is written as its code
-point, "[U+1F600]" (so are characters outside Unicode's Basic Multilingual Plane, see _bmp), so a file name in the report is never silently altered or shown as empty boxes.
+glyphs a report uses, so the 5 MB font adds a few KiB per report. A character that neither font can draw (and
+any outside Unicode's Basic Multilingual Plane, see _bmp) is written as its code point, "[U+1F600]", so a file
+name in the report is never silently altered or shown as empty boxes.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ class ReportFonts:
 
     def draw(self, canvas, x: float, y: float, value: str, size: float, right: bool = False) -> None:
         """drawString with the same font choice per run; `right` aligns the text's end at x."""
-        pieces = [(self.sans if slot is None else self.sans if slot == MISSING else slot,
-                   code_points(run) if slot == MISSING else run) for slot, run in self.runs(value)]
+        pieces = [(slot if slot not in (None, MISSING) else self.sans, code_points(run) if slot == MISSING else run)
+                  for slot, run in self.runs(value)]
         if right:
             x -= sum(pdfmetrics.stringWidth(run, font, size) for font, run in pieces)
         for font, run in pieces:

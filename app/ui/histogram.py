@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QPainter, QPen
 
 from app.case import CaseRow
 from app.ground_truth import true_class
-from app.ui.palette import LABEL_COLOURS, TRUE_CLASS_COLOURS
+from app.ui.palette import LABEL_COLOURS, TRUE_CLASS_COLOURS, is_dark
 from models.labels import LABELS, Thresholds
 
 BINS = 20
@@ -141,7 +141,7 @@ class HistogramView(QChartView):
 
     def _follow_palette(self) -> None:
         """Light or dark chart to match the window; a theme resets colours, so ours are set again."""
-        dark = self.palette().window().color().lightness() < 128
+        dark = is_dark(self)
         chart = self.chart()
         chart.setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
         chart.setBackgroundBrush(self.palette().base())

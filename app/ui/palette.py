@@ -12,6 +12,11 @@ TRUE_CLASS_COLOURS = {"real": QColor("#3a7bd5"), "fake": QColor("#b04ac0"), None
 ERROR_COLOUR = QColor("#8a8a8a")
 
 
+def is_dark(widget) -> bool:
+    """Whether the widget is drawn on a dark background (charts pick their theme from it)."""
+    return widget.palette().window().color().lightness() < 128
+
+
 def apply_palette(app: QApplication, dark: bool) -> None:
     app.setStyle("Fusion")  # the one style that follows a custom palette on every platform
     app.setPalette(dark_palette() if dark else app.style().standardPalette())

@@ -7,6 +7,8 @@ from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPainter, QPen
 
+from app.ui.palette import is_dark
+
 SERIES = (  # key in the trainer's epoch row, legend, axis, dashed
     ("train_loss", "train loss", "loss", False),
     ("val_loss", "validation loss", "loss", True),
@@ -53,7 +55,7 @@ class LearningCurveView(QChartView):
 
     def _apply_theme(self) -> None:
         """Light or dark chart to match the window; a theme resets the pens, so validation is dashed again."""
-        dark = self.palette().window().color().lightness() < 128
+        dark = is_dark(self)
         self.chart().setTheme(QChart.ChartTheme.ChartThemeDark if dark else QChart.ChartTheme.ChartThemeLight)
         for key, _name, _axis, dashed in SERIES:
             if dashed:
