@@ -2,20 +2,39 @@
 
 Results are committed batch by batch, so a killed scan loses at most the batch in flight, and a re-run
 reuses any score already given to the same content (SHA-256) by the same model and weights.
+
+A case is evidence of an examination, and the file handed to us as one may be evidence itself (a messaging
+app's store is an SQLite file too). So an existing file is looked at read-only first and opened for writing
+only when it is recognisably a Forensight case: its SQLite application id is ours, or it is a case written
+before the id existed (schema version 1). Anything else is refused without a byte being written.
+
+Versions (PRAGMA user_version; cases written before version 2 keep theirs in meta.schema_version only):
+  1  the first release's schema (_V1_SCHEMA)
+  2  files.path_bytes holds the exact file name (names need not be valid UTF-8), files.path its readable form;
+     results.notes; scanned_paths (the folders and files a scan was asked to examine: nothing is ever written
+     there); the application id
+A new case is made by creating version 1 and applying every migration, so new and upgraded cases are the same.
 """
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
+from urllib.request import pathname2url
 
 from models.engine import PriorScore, ScanResult
+from models.paths import from_bytes, is_exact_text, readable, to_bytes
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+APPLICATION_ID = 0x46534754  # "FSGT" in the SQLite header: tells a Forensight case from any other database
+SCHEMA_VERSION = 2
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+_V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     id INTEGER PRIMARY KEY,
@@ -69,6 +88,51 @@ CREATE INDEX IF NOT EXISTS evidence_file ON evidence(file_id);
 """
 
 
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: executescript() would commit the migration's transaction half-way."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    # files is rebuilt, not altered: the readable path can no longer be UNIQUE (two different byte names can
+    # read the same), and SQLite cannot drop a constraint in place. Rows keep their ids, so results and
+    # evidence still point at them. Names of version 1 were valid text (others crashed the scan), so their
+    # bytes follow from the text.
+    db.create_function("fs_bytes", 1, to_bytes, deterministic=True)
+    _run_script(db, """
+        CREATE TABLE files_v2 (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            path_bytes BLOB NOT NULL UNIQUE,
+            sha256 TEXT,
+            size INTEGER,
+            width INTEGER,
+            height INTEGER,
+            format TEXT,
+            modified REAL,
+            first_seen REAL NOT NULL
+        );
+        INSERT INTO files_v2 (id, path, path_bytes, sha256, size, width, height, format, modified, first_seen)
+            SELECT id, path, fs_bytes(path), sha256, size, width, height, format, modified, first_seen FROM files;
+        DROP TABLE files;
+        ALTER TABLE files_v2 RENAME TO files;
+        CREATE INDEX files_sha ON files(sha256);
+        ALTER TABLE results ADD COLUMN notes TEXT;
+        CREATE TABLE scanned_paths (
+            path TEXT NOT NULL,
+            path_bytes BLOB NOT NULL UNIQUE,
+            first_scanned REAL NOT NULL
+        )
+    """)
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
+# version n → the function that turns a version-n case into version n+1, inside one transaction
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+
+
 class CaseError(RuntimeError):
     pass
 
@@ -77,7 +141,7 @@ class CaseError(RuntimeError):
 class CaseRow:
     """One file with its result for one model: what the CSV, the results panel and reports show."""
     file_id: int
-    path: str
+    path: str  # readable: an undecodable byte in the name shows as \xNN
     sha256: str | None
     size: int | None
     width: int | None
@@ -91,6 +155,13 @@ class CaseRow:
     threshold: float | None
     error: str | None
     scored_at: float | None
+    path_bytes: bytes | None = None  # the exact name on disk
+    notes: str | None = None  # e.g. "symbolic link to …", "animated (12 frames): scored on the first frame"
+
+    @property
+    def fs_path(self) -> str:
+        """The name to open the file by (the readable `path` differs from it when the name is not UTF-8)."""
+        return from_bytes(self.path_bytes) if self.path_bytes is not None else self.path
 
 
 @dataclass
@@ -105,34 +176,132 @@ class ModelScore:
     scored_at: float
 
 
+_ROW_SQL = """SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
+                     r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at,
+                     f.path_bytes, r.notes
+              FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?"""
+_NUMBER, _TEXT = (int, float), (str,)
+# What each CaseRow column may hold besides NULL. SQLite stores whatever it is given (text in a REAL column,
+# say), so a hand-edited or damaged case is caught here instead of as a traceback in a report.
+_ROW_TYPES = {"file_id": (int,), "path": _TEXT, "sha256": _TEXT, "size": (int,), "width": (int,),
+              "height": (int,), "format": _TEXT, "modified": _NUMBER, "model_id": _TEXT, "weights_sha256": _TEXT,
+              "p_fake": _NUMBER, "label": _TEXT, "threshold": _NUMBER, "error": _TEXT, "scored_at": _NUMBER,
+              "path_bytes": (bytes,), "notes": _TEXT}
+_NOT_NULL = {"file_id", "path", "path_bytes"}
+
+
 class Case:
-    def __init__(self, path: Path) -> None:
+    """A case database. `readonly` (reports) reads a snapshot and never writes to the file, whatever its
+    version: an older case is upgraded in memory only."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        self.shown = readable(self.path)
+        is_new = _identify(self.path)  # refuses anything that is not a case, before anything is written
         try:
-            self.db = sqlite3.connect(self.path, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            version = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if version is None:
-                with self.db:
-                    self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                    self.db.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
-            elif int(version[0]) > SCHEMA_VERSION:
-                raise CaseError(f"{self.path} was written by a newer Forensight")
+            if readonly:
+                if is_new:
+                    state = "holds no Forensight case" if self.path.exists() else "does not exist"
+                    raise CaseError(f"{self.shown} {state}")
+                self.db = _snapshot(self.path)
+                self._upgrade(in_memory=True)
+                self.db.execute("PRAGMA query_only = ON")  # a write to the snapshot would be lost: refuse it
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=30)
+                self._upgrade(in_memory=False)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+            self._check_columns()
         except sqlite3.DatabaseError as exc:
-            raise CaseError(f"{self.path} is not a usable case database ({exc})") from None
+            self._close_quietly()
+            raise CaseError(f"{self.shown} is not a usable case database ({exc})") from None
+        except CaseError:
+            self._close_quietly()
+            raise
 
     def close(self) -> None:
         self.db.close()
+
+    def _close_quietly(self) -> None:
+        if getattr(self, "db", None) is not None:
+            self.db.close()
 
     def __enter__(self) -> "Case":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # ---- opening -----------------------------------------------------------------------------
+    def _upgrade(self, in_memory: bool) -> None:
+        """Create the schema of a new case, or migrate an older one to SCHEMA_VERSION."""
+        if self._version() == SCHEMA_VERSION:
+            return  # nothing to write: a case on read-only media opens too
+        # foreign keys stay off until the schema is current: rebuilding a table must not cascade
+        self.db.execute("BEGIN" if in_memory else "BEGIN IMMEDIATE")  # IMMEDIATE: one process migrates
+        try:
+            version = self._version()  # again under the lock: another process may have done it meanwhile
+            if version == 0:
+                _run_script(self.db, _V1_SCHEMA)
+                self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
+                version = 1
+            while version < SCHEMA_VERSION:
+                MIGRATIONS[version](self.db)
+                version += 1
+            self.db.execute(f"PRAGMA user_version = {version}")
+            # kept in step so that the previous release, which reads only this, refuses the case as newer
+            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _version(self) -> int:
+        """The case's schema version; 0 for an empty database. CaseError for what is not ours or is damaged."""
+        tables = _tables(self.db)
+        if not tables:
+            return 0
+        app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        refusal = _not_ours(self.shown, app_id, tables, self.db)
+        if refusal:
+            raise CaseError(refusal)
+        if "meta" not in tables:
+            raise CaseError(f"{self.shown} is a damaged Forensight case: its meta table is missing")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            raise CaseError(f"{self.shown} is a damaged Forensight case: it records no schema version")
+        text = str(row[0])
+        if not text.isdigit() or not text.isascii():
+            raise CaseError(f"{self.shown} is a damaged Forensight case: its schema version is {text[:40]!r}, "
+                            "not a number")
+        user_version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = user_version or int(text)  # before version 2 it was kept in meta only
+        if version > SCHEMA_VERSION:
+            raise CaseError(f"{self.shown} was written by a newer Forensight (case version {version}; this "
+                            f"version reads up to {SCHEMA_VERSION}): open it with that version")
+        if user_version and int(text) != user_version:
+            raise CaseError(f"{self.shown} is a damaged Forensight case: its schema versions disagree "
+                            f"({user_version} and {text})")
+        return version
+
+    def _check_columns(self) -> None:
+        """Every table and column this version reads must be there with its type, or the case is refused
+        now, in one line, rather than failing half-way through a report."""
+        for table, expected in _expected_columns().items():
+            have = {name: kind for _, name, kind, *_ in self.db.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise CaseError(f"{self.shown} is a damaged Forensight case: table {table} is missing")
+            for name, kind in expected.items():
+                if name not in have:
+                    raise CaseError(f"{self.shown} is a damaged Forensight case: column {name} of table "
+                                    f"{table} is missing")
+                if have[name].upper() != kind.upper():
+                    raise CaseError(f"{self.shown} is a damaged Forensight case: column {name} of table {table} "
+                                    f"is declared {have[name] or 'without a type'}, not {kind}")
 
     # ---- writing -----------------------------------------------------------------------------
     def register_model(self, card) -> None:
@@ -148,28 +317,42 @@ class Case:
                 file_id = self._upsert_file(r, now)
                 if r.evidence is not None:
                     self._replace_evidence(file_id, r.sha256, r.evidence, now)
+                # texts may quote the file name, which may hold undecodable bytes SQLite cannot store
+                error = readable(r.error) if r.error is not None else None
+                notes = "; ".join(readable(note) for note in r.notes) or None
                 self.db.execute(
                     """INSERT INTO results (file_id, sha256, model_id, weights_sha256, p_fake, label, threshold,
-                           band_low, band_high, error, device, scored_at, reused)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           band_low, band_high, error, device, scored_at, reused, notes)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (file_id, model_id, weights_sha256) DO UPDATE SET
                            sha256=excluded.sha256, p_fake=excluded.p_fake, label=excluded.label,
                            threshold=excluded.threshold, band_low=excluded.band_low,
                            band_high=excluded.band_high, error=excluded.error, device=excluded.device,
-                           scored_at=excluded.scored_at, reused=excluded.reused
+                           scored_at=excluded.scored_at, reused=excluded.reused, notes=excluded.notes
                        WHERE excluded.reused = 0 OR results.error IS NOT NULL
                            OR results.sha256 IS NOT excluded.sha256""",
                     (file_id, r.sha256, r.model_id, r.weights_sha256, r.p_fake, r.label,
                      thresholds.threshold if thresholds else None, thresholds.low if thresholds else None,
-                     thresholds.high if thresholds else None, r.error, device, now, int(r.reused)))
+                     thresholds.high if thresholds else None, error, device, now, int(r.reused), notes))
+
+    def record_scanned_paths(self, paths: Iterable[str | Path]) -> None:
+        """Remember what a scan was asked to examine (absolute), so reports never write among it."""
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO scanned_paths VALUES (?, ?, ?)",
+                                [(readable(p), to_bytes(p), time.time()) for p in paths])
+
+    def scanned_paths(self) -> list[str]:
+        """The folders and files scans of this case were asked to examine, by their exact names."""
+        return [from_bytes(raw) for (raw,) in self.db.execute("SELECT path_bytes FROM scanned_paths ORDER BY rowid")]
 
     def _upsert_file(self, r: ScanResult, now: float) -> int:
-        row = self.db.execute("SELECT id FROM files WHERE path = ?", (r.path,)).fetchone()
+        exact = to_bytes(r.path)
+        row = self.db.execute("SELECT id FROM files WHERE path_bytes = ?", (exact,)).fetchone()
         values = (r.sha256, r.size, r.width, r.height, r.format, r.modified)
         if row is None:
             cur = self.db.execute(
-                "INSERT INTO files (path, sha256, size, width, height, format, modified, first_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (r.path, *values, now))
+                "INSERT INTO files (path, path_bytes, sha256, size, width, height, format, modified, first_seen) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", (readable(r.path), exact, *values, now))
             return int(cur.lastrowid)
         self.db.execute("UPDATE files SET sha256=?, size=?, width=COALESCE(?, width), "
                         "height=COALESCE(?, height), format=COALESCE(?, format), modified=? WHERE id=?",
@@ -189,34 +372,43 @@ class Case:
         return self.db.execute("SELECT model_id, weights_sha256, name FROM models ORDER BY model_id").fetchall()
 
     def rows(self, model_id: str | None = None, paths: Iterable[str] | None = None) -> list[CaseRow]:
-        """Every file with its result for one model (the most recently used one when not given)."""
+        """Every file with its result for one model (the most recently used one when not given); with
+        `paths` (names as scanned), only those files."""
         if model_id is None:
             last = self.db.execute("SELECT model_id FROM results ORDER BY scored_at DESC, id DESC LIMIT 1").fetchone()
             model_id = last[0] if last else None
-        rows = self.db.execute(
-            """SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
-                      r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at
-               FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?
-               ORDER BY f.id""", (model_id,)).fetchall()
-        result = [CaseRow(*row) for row in rows]
+        result = self._case_rows(self.db.execute(_ROW_SQL + " ORDER BY f.id", (model_id,)))
         if paths is not None:
-            wanted = set(paths)
-            result = [row for row in result if row.path in wanted]
+            wanted = {to_bytes(p) for p in paths}
+            result = [row for row in result if row.path_bytes in wanted]
         return result
 
     def rows_for_paths(self, model_id: str, paths: Iterable[str]) -> list[CaseRow]:
         """Like rows(), for just these paths, looked up by index (cheap per batch, whatever the case size)."""
-        wanted = list(dict.fromkeys(paths))
+        wanted = list(dict.fromkeys(to_bytes(p) for p in paths))
         found: list[CaseRow] = []
         for start in range(0, len(wanted), 500):  # stay far below SQLite's limit on bound parameters
             chunk = wanted[start:start + 500]
             marks = ", ".join("?" * len(chunk))
-            found += [CaseRow(*row) for row in self.db.execute(
-                f"""SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
-                           r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at
-                    FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?
-                    WHERE f.path IN ({marks})""", (model_id, *chunk))]
+            found += self._case_rows(self.db.execute(f"{_ROW_SQL} WHERE f.path_bytes IN ({marks})",
+                                                     (model_id, *chunk)))
         return sorted(found, key=lambda row: row.file_id)
+
+    def _case_rows(self, cursor: sqlite3.Cursor) -> list[CaseRow]:
+        names = [f.name for f in fields(CaseRow)]
+        rows = []
+        for values in cursor:
+            for name, value in zip(names, values):
+                if (value is None and name not in _NOT_NULL) or isinstance(value, _ROW_TYPES[name]):
+                    continue
+                raise CaseError(f"{self.shown} is a damaged Forensight case: column {name} of file "
+                                f"{values[0]} holds {_describe(value)}")
+            row = CaseRow(*values)
+            if row.p_fake is not None and not 0 <= row.p_fake <= 1:
+                raise CaseError(f"{self.shown} is a damaged Forensight case: column p_fake of file "
+                                f"{row.file_id} holds {row.p_fake}, not a probability")
+            rows.append(row)
+        return rows
 
     def scores_for_file(self, file_id: int) -> list[ModelScore]:
         """Every model's result for one file, newest first: how the detectors agree on it."""
@@ -226,13 +418,17 @@ class Case:
                FROM results r LEFT JOIN models m
                     ON m.model_id = r.model_id AND m.weights_sha256 = r.weights_sha256
                WHERE r.file_id = ? ORDER BY r.scored_at DESC, r.id DESC""", (file_id,)).fetchall()
+        for row in rows:
+            if row[3] is not None and not isinstance(row[3], _NUMBER):
+                raise CaseError(f"{self.shown} is a damaged Forensight case: column p_fake of file {file_id} "
+                                f"holds {_describe(row[3])}")
         return [ModelScore(*row) for row in rows]
 
     def record_evidence(self, path: str, sha256: str | None, findings: "Iterable[Finding]") -> None:
         """Replace the findings of one file (the file row must exist: record its result first)."""
-        row = self.db.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute("SELECT id FROM files WHERE path_bytes = ?", (to_bytes(path),)).fetchone()
         if row is None:
-            raise CaseError(f"{path} is not in the case yet")
+            raise CaseError(f"{readable(path)} is not in the case yet")
         with self.db:
             self._replace_evidence(row[0], sha256, findings, time.time())
 
@@ -241,16 +437,20 @@ class Case:
         self.db.executemany(
             "INSERT INTO evidence (file_id, sha256, source, kind, strength, points_to, message, details, "
             "found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(file_id, sha256, f.source, f.kind, f.strength, f.points_to, f.message, f.details_json(), now)
-             for f in findings])
+            [(file_id, sha256, f.source, f.kind, f.strength, f.points_to, readable(f.message),
+              _storable_json(f.details_json()), now) for f in findings])
 
     def evidence_for(self, file_id: int) -> "list[Finding]":
         from app.evidence.findings import Finding
 
         rows = self.db.execute("SELECT source, kind, strength, message, details, points_to FROM evidence "
                                "WHERE file_id = ? ORDER BY id", (file_id,)).fetchall()
-        return [Finding(source, kind, strength, message, json.loads(details), points_to)
-                for source, kind, strength, message, details, points_to in rows]
+        try:
+            return [Finding(source, kind, strength, message, json.loads(details), points_to)
+                    for source, kind, strength, message, details, points_to in rows]
+        except (TypeError, ValueError) as exc:  # ValueError: bad JSON or an unknown strength
+            raise CaseError(f"{self.shown} is a damaged Forensight case: a finding of file {file_id} cannot be "
+                            f"read ({exc})") from None
 
     def has_evidence(self, sha256: str) -> bool:
         return self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
@@ -259,3 +459,120 @@ class Case:
         if model_id is None:
             return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM results WHERE model_id = ?", (model_id,)).fetchone()[0]
+
+
+# ---- recognising a case without writing to it -----------------------------------------------------
+def _identify(path: Path) -> bool:
+    """True for a path where a new case may be made (nothing there, an empty file, an SQLite database without
+    tables); False for a Forensight case; CaseError for anything else. Reads only: opening an SQLite file
+    for writing (or just in WAL mode) can already change it."""
+    shown = readable(path)
+    try:
+        if not path.exists():
+            return True
+        if not path.is_file():
+            raise CaseError(f"{shown} is not a file, so it cannot be a case")
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise CaseError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    if not header:
+        return True
+    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+        raise CaseError(f"{shown} is not a Forensight case (it is not an SQLite database); refusing to open it "
+                        "so that it is not changed")
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id == APPLICATION_ID:
+        return False
+    refusal = _not_ours(shown, app_id, set(), None)
+    if refusal:
+        raise CaseError(refusal)
+    try:
+        db = _connect_readonly(path)
+        try:
+            tables = _tables(db)
+            refusal = _not_ours(shown, app_id, tables, db)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise CaseError(f"{shown} is not a Forensight case (SQLite cannot read it: {exc}); refusing to open it "
+                        "so that it is not changed") from None
+    if refusal:
+        raise CaseError(refusal)
+    return not tables
+
+
+def _not_ours(shown: str, app_id: int, tables: set[str], db: sqlite3.Connection | None) -> str | None:
+    """Why a database is not a Forensight case, or None when it is one (or may still be: no tables read)."""
+    refuse = "refusing to open it so that it is not changed"
+    if app_id not in (0, APPLICATION_ID):
+        return f"{shown} is not a Forensight case (it belongs to another application, SQLite application id " \
+               f"{app_id:#010x}); {refuse}"
+    if app_id == APPLICATION_ID or not tables:
+        return None
+    # application id 0: a case of version 1 (which set none) has exactly its tables and a schema version
+    if tables == _v1_tables() and db is not None and \
+            db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None:
+        return None
+    listed = ", ".join(sorted(tables)[:8]) + (", …" if len(tables) > 8 else "")
+    return f"{shown} is not a Forensight case (it holds tables: {listed}); {refuse}"
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that cannot change the file. Without a write-ahead log beside it the file is opened as
+    immutable, which also keeps SQLite from creating -wal and -shm files next to it (it does so even for a
+    read-only connection to a WAL database); with one, the log is read too (its side files exist already)."""
+    uri = "file:" + pathname2url(os.path.abspath(path))
+    wal = Path(f"{path}-wal")
+    mode = "?mode=ro" if wal.exists() else "?mode=ro&immutable=1"
+    return sqlite3.connect(uri + mode, uri=True, timeout=30)
+
+
+def _snapshot(path: Path) -> sqlite3.Connection:
+    """The case copied into memory through a read-only connection: reports read a consistent picture, and an
+    older case can be upgraded there without touching the file."""
+    source = _connect_readonly(path)
+    try:
+        copy = sqlite3.connect(":memory:")
+        source.backup(copy)
+    finally:
+        source.close()
+    return copy
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+
+
+@lru_cache(maxsize=None)
+def _v1_tables() -> frozenset[str]:
+    db = sqlite3.connect(":memory:")
+    _run_script(db, _V1_SCHEMA)
+    return frozenset(_tables(db))
+
+
+@lru_cache(maxsize=None)
+def _expected_columns() -> dict[str, dict[str, str]]:
+    """table → column → declared type, of a new case: made the way a case is made, so it cannot drift."""
+    db = sqlite3.connect(":memory:")
+    _run_script(db, _V1_SCHEMA)
+    for version in range(1, SCHEMA_VERSION):
+        MIGRATIONS[version](db)
+    return {table: {name: kind for _, name, kind, *_ in db.execute(f"PRAGMA table_info({table})")}
+            for table in sorted(_tables(db))}
+
+
+def _storable_json(text: str) -> str:
+    """JSON that SQLite can store: a lone surrogate (an undecodable byte of a quoted file name) is written as
+    the escape \\udcNN, which reads back as the same string."""
+    return text if is_exact_text(text) else json.dumps(json.loads(text), sort_keys=True)
+
+
+def _describe(value: object) -> str:
+    """A stored value in words, for the line that names the damage: text ('high'), nothing (NULL), …"""
+    if value is None:
+        return "nothing (NULL)"
+    kind = {str: "text", bytes: "binary data", int: "a whole number", float: "a number"}.get(type(value), "a value")
+    shown = repr(readable(value) if isinstance(value, str) else value)
+    return f"{kind} ({shown[:40]})"

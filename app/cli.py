@@ -4,33 +4,66 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from app import __version__
 from app.errors import UsageError, library_errors_as_usage
+from app.logs import LEVELS, setup_logging
+from models.paths import readable
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, whatever a library tries
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_file = setup_logging(args.log_level)
     if not getattr(args, "command", None):
         import app.ui  # here, not at the top: the subcommands never load Qt
 
         return app.ui.run_app([])
+    previous = _terminate_as_interrupt()
     try:
         return args.run(args)
     except UsageError as exc:
         print(f"forensight: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while loading a model or listing files: nothing half-written to explain
+        print("\nforensight: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: one sentence for the user, the traceback for the bug report
+        logging.getLogger("app.cli").exception("unexpected error in `forensight %s`", args.command)
+        where = f"; the details are in {log_file}" if log_file else ""
+        print(f"forensight: unexpected error: {type(exc).__name__}: {str(exc)[:300]}{where}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not _NOT_SET:
+            signal.signal(signal.SIGTERM, previous)
+
+
+_NOT_SET = object()
+
+
+def _terminate_as_interrupt():
+    """`kill` (SIGTERM) unwinds like Ctrl-C, so temporary files are removed and the case is closed cleanly."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a test's worker): leave signals alone
+        return _NOT_SET
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="forensight", description="Tell real photographs from AI-generated "
                                      "images, offline.")
     parser.add_argument("--version", action="version", version=f"forensight {__version__}")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", help="how much goes to the log file "
+                        "(the user data folder's logs/forensight.log; tracebacks of unexpected errors always do)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     scan = sub.add_parser("scan", help="score every file in folders or files", description="Score every file "
@@ -40,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--model", metavar="ID", help="model id from `forensight models list` (default: the default)")
     scan.add_argument("--threshold", type=float, metavar="T", help="P(fake) at or above which an image is "
                       "called AI-generated (default: the model card's)")
-    scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band, e.g. 0.3,0.7; 0,0 disables it "
-                      "(default: the card's, or threshold ± 0.2 when --threshold is given)")
+    scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band, e.g. 0.3,0.7; the threshold twice "
+                      "(0.5,0.5) disables it (default: the card's, or threshold ± 0.2 when --threshold is given)")
     scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
     scan.add_argument("--case", type=Path, metavar="FILE", help="case database (default: beside the CSV, "
                       "else in the user data folder, named after the scanned paths)")
@@ -101,14 +134,34 @@ def default_case_path(paths: list[Path], csv: Path | None) -> Path:
 
     key = "\n".join(str(p.resolve()) for p in paths)
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in paths[0].resolve().name)[:40] or "scan"
-    return data_home() / "cases" / f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.sqlite"
+    return data_home() / "cases" / f"{stem}-{hashlib.sha256(key.encode(errors='surrogateescape')).hexdigest()[:10]}.sqlite"
+
+
+def check_scan_outputs(args: argparse.Namespace, entries=()) -> tuple[Path, Path | None]:
+    """The case and CSV paths, refused before any work when they would land on or among the evidence (the
+    scanned paths, and every file found under them), in a missing folder, or over a file that is not ours."""
+    from app.output_guard import CASE, CSV, OutputRefused, check_output, scan_evidence
+
+    evidence = scan_evidence(args.paths, entries)
+    try:
+        csv = check_output(args.csv, CSV, evidence) if args.csv else None
+        case = check_output(args.case or default_case_path(args.paths, csv), CASE, evidence,
+                            create_folder=args.case is None)
+    except OutputRefused as exc:
+        raise UsageError(str(exc)) from None
+    return case, csv
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise UsageError("--batch-size and --workers must be at least 1")
+    for path in args.paths:
+        if not path.exists() and not path.is_symlink():
+            raise UsageError(f"{readable(path)} does not exist")
+    check_scan_outputs(args)  # before the model loads: a mistyped --csv costs a second, not a scan
 
     from app.case import Case, CaseError
+    from app.csv_export import export_csv
     from app.scanning import list_entries, run_scan
     from models.card import CardError
     from models.checkpoints import CheckpointError
@@ -124,9 +177,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
         model = library.load(entry)
     except (ModelNotFoundError, NoModelError, DeviceError, CheckpointError, CardError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
-    for path in args.paths:
-        if not path.exists() and not path.is_symlink():
-            raise UsageError(f"{path} does not exist")
     card = model.card
     try:
         if args.threshold is None and args.band is None:
@@ -137,19 +187,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
-    case_path = args.case or default_case_path(args.paths, args.csv)
+    entries = list_entries(args.paths, args.recursive)
+    case_path, csv_path = check_scan_outputs(args, entries)  # again with every file found (links included)
     try:
         case = Case(case_path)
     except CaseError as exc:
         raise UsageError(str(exc)) from None
     engine = ScanEngine(model, device=device, batch_size=args.batch_size, workers=args.workers,
                         thresholds=thresholds)
-    entries = list_entries(args.paths, args.recursive)
     err = sys.stderr
     print(f"Model {card.id} ({card.architecture}, weights {card.weights_sha256[:12]}) on "
           f"{describe_device(device)}; threshold {thresholds.threshold:g}, inconclusive "
           f"{thresholds.low:g}-{thresholds.high:g}", file=err)
-    print(f"{len(entries)} files; case {case_path}", file=err)
+    print(f"{len(entries)} files; case {readable(case_path)}", file=err)
 
     progress = None
     if not args.quiet:
@@ -157,27 +207,29 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
         progress = tqdm(total=len(entries), unit="file", file=err, dynamic_ncols=True, mininterval=0.5,
                         smoothing=0.1)
-    on_batch = (lambda batch, _summary: progress.update(len(batch))) if progress else None
+    on_batch = (lambda batch, _summary: progress.update(len(batch))) if progress is not None else None
     try:
-        summary = run_scan(case, engine, entries, on_batch=on_batch)
+        summary = run_scan(case, engine, entries, on_batch=on_batch, roots=args.paths)
     except KeyboardInterrupt:
-        if progress:
+        if progress is not None:
             progress.close()
         done = case.count_results(card.id)
-        print(f"\nInterrupted. {done} results are saved in {case_path}; run the same command to finish.",
-              file=err)
+        print(f"\nInterrupted. {done} results are saved in {readable(case_path)}; run the same command to "
+              "finish.", file=err)
         return 130
     finally:
-        if progress:
+        if progress is not None:
             progress.close()
     for line in summary.lines():
         print(line)
-    print(f"Case: {case_path}")
-    if args.csv:
-        from app.csv_export import write_csv
-
-        written = write_csv(case.rows(card.id, paths=summary.paths), args.csv, case.evidence_for)
-        print(f"CSV: {args.csv} ({written} rows)")
+    print(f"Case: {readable(case_path)}")
+    if csv_path:
+        try:
+            written = export_csv(case, case.rows(card.id, paths=summary.paths), csv_path)
+        except OSError as exc:
+            raise UsageError(f"cannot write {readable(csv_path)}: {exc.strerror or exc}; the results are safe "
+                             f"in the case {readable(case_path)}") from None
+        print(f"CSV: {readable(csv_path)} ({written} rows)")
     case.close()
     return 0
 

@@ -36,27 +36,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
 
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5, desc="report")
+    if args.csv:
+        check_report_csv(args)  # before the PDF: a CSV that cannot be written must not cost a long report
+    bars = []  # made on the first progress call, so a refused report prints no empty bar
 
     def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=total, unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+                             desc="report"))
+        bars[0].total, bars[0].n = total, done
+        bars[0].refresh()
 
     try:
         info = build_report(args.case, args.pdf, title=args.title, examiner=args.examiner,
                             only_flagged=args.only == "flagged", model_id=args.model,
-                            progress=progress if bar else None, device=args.device)
+                            progress=None if args.quiet else progress, device=args.device)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {args.pdf}: {exc.strerror or exc}") from None
     finally:
-        if bar:
+        for bar in bars:
             bar.close()
     print(f"PDF: {info.pdf_path} ({info.pages} pages, {info.files} files, {info.flagged} flagged)")
     print(f"SHA-256: {info.sha256}  ({info.sha256_path.name})")
@@ -66,13 +68,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_report_csv(args: argparse.Namespace) -> None:
+    from app.case import Case, CaseError
+    from app.output_guard import CSV, OutputRefused, case_evidence, check_output
+
+    try:
+        with Case(args.case, readonly=True) as case:
+            check_output(args.csv, CSV, case_evidence(case))
+    except (OutputRefused, CaseError) as exc:
+        raise UsageError(str(exc)) from None
+
+
 def write_report_csv(args: argparse.Namespace) -> int:
     from app.case import Case
-    from app.csv_export import write_csv
+    from app.csv_export import export_csv
+    from app.output_guard import OutputRefused
     from app.report.data import select_rows
 
-    with Case(args.case) as case:
+    with Case(args.case, readonly=True) as case:
         try:
-            return write_csv(select_rows(case, args.model, args.only == "flagged"), args.csv)
+            return export_csv(case, select_rows(case, args.model, args.only == "flagged"), args.csv)
+        except OutputRefused as exc:
+            raise UsageError(str(exc)) from None
         except OSError as exc:
             raise UsageError(f"cannot write {args.csv}: {exc.strerror or exc}") from None

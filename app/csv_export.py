@@ -11,7 +11,7 @@ from app.case import CaseRow
 from app.evidence.findings import Finding
 
 COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc",
-           "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc",
+           "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc", "notes",
            "camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -31,7 +31,7 @@ def _utc(timestamp: float | None) -> str:
 def row_values(row: CaseRow) -> list[object]:
     return [row.path, Path(row.path).name, row.sha256, row.size, row.width, row.height, row.format,
             _utc(row.modified), "" if row.p_fake is None else f"{row.p_fake:.6f}", row.label,
-            row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at)]
+            row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at), row.notes]
 
 
 def evidence_values(findings: list[Finding]) -> list[object]:
@@ -52,6 +52,14 @@ def evidence_values(findings: list[Finding]) -> list[object]:
     notable = "; ".join(f"{f.strength}: {f.message}" for f in findings if f.strength in ("strong", "moderate"))
     return [camera.details.get("camera", "") if camera else "", software, generator, c2pa_text,
             quality.details.get("quality", "") if quality else "", notable]
+
+
+def export_csv(case, rows: Iterable[CaseRow], path: Path) -> int:
+    """The one CSV export of the CLI scan, `report --csv` and the desktop app: the rows with their evidence
+    columns, refused (OutputRefused) where it would overwrite evidence or a file that is not a Forensight CSV."""
+    from app.output_guard import CSV, case_evidence, check_output
+
+    return write_csv(rows, check_output(path, CSV, case_evidence(case)), case.evidence_for)
 
 
 def write_csv(rows: Iterable[CaseRow], path: Path,

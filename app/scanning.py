@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 from app.case import Case
 from app.evidence import analyse
 from models.device import describe_device
-from models.discovery import Entry, discover
+from models.discovery import Entry, absolute, discover
 from models.engine import CancelToken, ScanEngine, ScanResult
 from models.labels import LABELS
 
@@ -64,10 +64,12 @@ def list_entries(paths: Iterable[Path], recursive: bool) -> list[Entry]:
 
 def run_scan(case: Case, engine: ScanEngine, entries: list[Entry], *, cancel: CancelToken | None = None,
              on_batch: Callable[[list[ScanResult], ScanSummary], None] | None = None,
-             evidence: bool = True) -> ScanSummary:
-    """Scan `entries` into `case`; with `evidence`, each file's metadata findings are stored beside its score."""
+             evidence: bool = True, roots: Iterable[Path] = ()) -> ScanSummary:
+    """Scan `entries` (found under `roots`, the folders and files the user named) into `case`; with
+    `evidence`, each file's metadata findings are stored beside its score."""
     summary = ScanSummary(total=len(entries))
     card = engine.card
+    case.record_scanned_paths(absolute(root) for root in roots)
     case.register_model(card)
     prior = case.prior_scores(card.id, card.weights_sha256)
     device = describe_device(engine.device)

@@ -6,22 +6,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
-from dataclasses import asdict, dataclass, field
+import stat
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from models.registry import get_architecture
+from models.registry import ARCHITECTURES, get_architecture
 
 CARD_FORMAT = "forensight-model-card"
 CARD_VERSION = 1
 INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop")
+INTERPOLATIONS = ("bilinear", "bicubic", "lanczos", "nearest")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_RULE = "1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
+_WEIGHTS_FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# The square the model sees. Research detectors' native inputs are 1024 pixels or less today, and every pixel
+# more multiplies the memory each image needs in the decode queue and on the device (size 20000 once took
+# 8.7 GB for five images), so a card may not ask for more.
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 16, 1024
+MAX_RESIZE = 2048  # the shorter side before a centre crop: at most twice the largest input
+MIN_STD = 0.001  # std divides the pixels: 0 gives NaN scores, a tiny one overflows to infinity
+NAME_CHARS, TEXT_CHARS = 256, 20_000  # name; description, trained_on and limitations
+MAX_CARD_BYTES = 4 << 20  # a trained model's card with its learning curve is tens of kilobytes
 
 
 def is_valid_model_id(model_id: str) -> bool:
-    return bool(_ID_PATTERN.match(model_id or ""))
+    return isinstance(model_id, str) and bool(_ID_PATTERN.match(model_id))
 
 
 class CardError(ValueError):
@@ -42,6 +56,17 @@ class InputSpec:
     @property
     def resizes(self) -> bool:
         return self.policy != "center_crop"
+
+    def validate(self) -> None:
+        _check_choice("input.policy", self.policy, INPUT_POLICIES)
+        _check_int("input.size", self.size, MIN_INPUT_SIZE, MAX_INPUT_SIZE)
+        _check_int("input.resize", self.resize, self.size, MAX_RESIZE,
+                   f"an integer from input.size ({self.size}) to {MAX_RESIZE}")
+        _check_numbers("input.mean", self.mean, 0, 1)
+        _check_numbers("input.std", self.std, MIN_STD, 1)
+        _check_choice("input.interpolation", self.interpolation, INTERPOLATIONS)
+        _check_numbers("input.background", self.background, 0, 255, integers=True)
+        _check_bool("input.jpeg_draft", self.jpeg_draft)
 
 
 @dataclass
@@ -69,22 +94,37 @@ class ModelCard:
         return "sigmoid" if self.num_logits == 1 else "softmax"
 
     def validate(self) -> None:
-        if not _ID_PATTERN.match(self.id or ""):
-            raise CardError(f"model id {self.id!r} must be 1-64 characters of a-z, 0-9, '.', '_' or '-'")
-        get_architecture(self.architecture)  # raises with the list of known names
-        if self.num_logits not in (1, 2):
-            raise CardError(f"num_logits must be 1 (sigmoid) or 2 (softmax), not {self.num_logits}")
-        if self.num_logits == 2 and self.fake_index not in (0, 1):
-            raise CardError("fake_index must be 0 or 1 for a two-logit model")
-        if self.input.policy not in INPUT_POLICIES:
-            raise CardError(f"input policy {self.input.policy!r} is not one of {', '.join(INPUT_POLICIES)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise CardError(f"threshold {self.threshold} is outside 0..1")
-        low, high = self.inconclusive_band
-        if not 0.0 <= low <= self.threshold <= high <= 1.0:
-            raise CardError(f"inconclusive band {low}-{high} must lie in 0..1 and contain the threshold")
-        if "/" in self.weights_file or "\\" in self.weights_file or self.weights_file.startswith("."):
-            raise CardError("weights_file must be a plain file name beside the card")
+        """Every field's type and range; CardError names the first field that is wrong."""
+        if not is_valid_model_id(self.id):
+            _refuse("id", self.id, ID_RULE)
+        _check_text("name", self.name, 1, NAME_CHARS)
+        _check_choice("architecture", self.architecture, tuple(sorted(ARCHITECTURES)))
+        _check_int("num_logits", self.num_logits, 1, 2, "1 (sigmoid) or 2 (softmax)")
+        _check_int("fake_index", self.fake_index, 0, 1, "0 or 1 (which of two logits means fake)")
+        if not isinstance(self.input, InputSpec):
+            _refuse("input", self.input, "an object of input settings")
+        self.input.validate()
+        if not _is_number(self.threshold) or not 0 <= self.threshold <= 1:
+            _refuse("threshold", self.threshold, "a number from 0 to 1")
+        band = self.inconclusive_band
+        if not (isinstance(band, (list, tuple)) and len(band) == 2 and all(_is_number(v) for v in band)
+                and 0 <= band[0] <= self.threshold <= band[1] <= 1):
+            _refuse("inconclusive_band", band, f"two numbers [low, high] with 0 ≤ low ≤ threshold "
+                                               f"({self.threshold}) ≤ high ≤ 1")
+        if not (isinstance(self.weights_file, str) and _WEIGHTS_FILE_PATTERN.match(self.weights_file)):
+            _refuse("weights_file", self.weights_file, "a plain file name beside the card: 1-128 letters, "
+                                                       "digits, '.', '_' or '-', not starting with '.'")
+        if not (self.weights_sha256 == "" or isinstance(self.weights_sha256, str)
+                and _SHA256_PATTERN.match(self.weights_sha256)):
+            _refuse("weights_sha256", self.weights_sha256, "empty or 64 lowercase hexadecimal digits")
+        for name in ("description", "trained_on", "limitations"):
+            _check_text(name, getattr(self, name), 0, TEXT_CHARS)
+        for name in ("provenance", "metrics"):
+            if not isinstance(getattr(self, name), dict):
+                _refuse(name, getattr(self, name), "an object")
+        if not isinstance(self.learning_curve, list):
+            _refuse("learning_curve", self.learning_curve, "a list")
+        _check_bool("default", self.default)
 
     def to_json(self) -> str:
         data = {"format": CARD_FORMAT, "format_version": CARD_VERSION, **asdict(self)}
@@ -92,29 +132,46 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelCard":
+        """A validated card from parsed JSON. Fields this version does not know are ignored, so a card
+        written by a later version that only adds fields still loads."""
+        if not isinstance(data, dict):
+            raise CardError("a model card must be a JSON object")
         if data.get("format") != CARD_FORMAT:
             raise CardError("not a Forensight model card (missing \"format\": \"forensight-model-card\")")
-        if int(data.get("format_version", 0)) > CARD_VERSION:
+        version = data.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            _refuse("format_version", version, "an integer")
+        if version > CARD_VERSION:
             raise CardError("this card was written by a newer Forensight; update the application")
-        known = {f for f in cls.__dataclass_fields__}
-        fields = {k: v for k, v in data.items() if k in known}
-        try:
-            spec = InputSpec(**{k: (tuple(v) if isinstance(v, list) else v)
-                                for k, v in fields.pop("input", {}).items()
-                                if k in InputSpec.__dataclass_fields__})
-            if "inconclusive_band" in fields:
-                fields["inconclusive_band"] = tuple(fields["inconclusive_band"])
-            card = cls(input=spec, **fields)
-        except TypeError as exc:
-            raise CardError(f"card is missing a required field: {exc}") from None
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        missing = [f.name for f in fields(cls)
+                   if f.default is MISSING and f.default_factory is MISSING and f.name not in values]
+        if missing:
+            raise CardError(f"card is missing the required field(s) {', '.join(missing)}")
+        raw_input = values.pop("input", {})
+        if not isinstance(raw_input, dict):
+            _refuse("input", raw_input, 'an object such as {"policy": "resize", "size": 224}')
+        spec = InputSpec(**{f.name: _as_tuple(raw_input[f.name]) for f in fields(InputSpec) if f.name in raw_input})
+        if "inconclusive_band" in values:
+            values["inconclusive_band"] = _as_tuple(values["inconclusive_band"])
+        card = cls(input=spec, **values)
         card.validate()
         return card
 
     @classmethod
     def load(cls, path: Path) -> "ModelCard":
+        path = Path(path)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            info = os.stat(path)
+        except OSError as exc:
+            raise CardError(f"cannot read model card {path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise CardError(f"{path} is {file_kind(info.st_mode)}, not a model card file")
+        if info.st_size > MAX_CARD_BYTES:
+            raise CardError(f"{path} is {info.st_size:,} bytes; a model card is at most {MAX_CARD_BYTES >> 20} MiB")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
             raise CardError(f"cannot read model card {path}: {exc}") from None
         if not isinstance(data, dict):
             raise CardError(f"{path} is not a JSON object")
@@ -137,3 +194,69 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is, for a message ('a FIFO (named pipe)')."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+# ---- field checks: each raises CardError naming the field, the value and what is allowed --------------
+def _refuse(name: str, value: Any, rule: str) -> NoReturn:
+    raise CardError(f"card field {name} is {_show(value)}; it must be {rule}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str) and len(value) > 60:
+        return f"a text of {len(value):,} characters"
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):  # not JSON, or an integer too long to print
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: Any, low: int, high: int, rule: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _refuse(name, value, rule or f"an integer from {low} to {high}")
+
+
+def _check_numbers(name: str, value: Any, low: float, high: float, *, integers: bool = False) -> None:
+    """Three numbers (one per RGB channel), each in low..high."""
+    ok = isinstance(value, (list, tuple)) and len(value) == 3 and all(
+        _is_number(v) and (isinstance(v, int) or not integers) and low <= v <= high for v in value)
+    if not ok:
+        _refuse(name, value, f"three {'integers' if integers else 'numbers'} (R, G, B) from {low} to {high}")
+
+
+def _check_text(name: str, value: Any, shortest: int, longest: int) -> None:
+    if not isinstance(value, str) or not shortest <= len(value) <= longest:
+        _refuse(name, value, f"text of {shortest} to {longest:,} characters")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        _refuse(name, value, "one of " + ", ".join(choices))
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _refuse(name, value, "true or false")

@@ -2,7 +2,9 @@
 weights_only=True, which refuses any pickle that would build an object other than tensors and containers."""
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 import zipfile
 from pathlib import Path
 
@@ -10,19 +12,47 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from models.card import CardError, ModelCard
+from models.card import CardError, ModelCard, file_kind
 from models.registry import ARCHITECTURES, build_model, get_architecture
 
 StateDict = dict[str, torch.Tensor]
 _PREFIXES = ("module.", "_orig_mod.", "model.")
 _CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "netC")
+# Reading a checkpoint holds all of it in memory. The largest architecture Forensight builds (ConvNeXt V2
+# Base, 88 M parameters) is 350 MB in float32 and about 1 GB with a training script's optimizer state, so
+# 4 GiB leaves room for float64 and extras while keeping a mislabelled disk image from exhausting memory.
+MAX_CHECKPOINT_BYTES = 4 << 30
 
 
 class CheckpointError(ValueError):
     """A file that is not the checkpoint it claims to be, with the reason."""
 
 
+def check_checkpoint_file(path: Path) -> int:
+    """The size of a checkpoint file, checked before anything opens it: a regular file (a FIFO would block
+    forever, /dev/zero never ends) of at most MAX_CHECKPOINT_BYTES."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise CheckpointError(f"{path} is {file_kind(info.st_mode)}, not a checkpoint file")
+    _check_size(path.name, info.st_size)
+    return info.st_size
+
+
+def _check_size(name: str, size: int) -> None:
+    if size > MAX_CHECKPOINT_BYTES:
+        limit = f"{MAX_CHECKPOINT_BYTES:,} bytes ({MAX_CHECKPOINT_BYTES / (1 << 30):g} GiB)"
+        raise CheckpointError(f"{name} holds {size:,} bytes, more than the {limit} Forensight reads as a "
+                              "checkpoint; refusing to load it into memory")
+
+
 def read_safetensors(path: Path) -> StateDict:
+    check_checkpoint_file(path)
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -36,7 +66,15 @@ def write_safetensors(state: StateDict, path: Path) -> None:
 def read_torch_checkpoint(path: Path) -> StateDict:
     """A .pth/.pt/.bin file as a flat state dict, refusing anything that is not plain tensors."""
     path = Path(path)
-    if not (zipfile.is_zipfile(path) or _looks_like_pickle(path)):
+    check_checkpoint_file(path)
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:  # what it unpacks to, not what it occupies on disk
+                unpacked = sum(member.file_size for member in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({exc})") from None
+        _check_size(path.name, unpacked)
+    elif not _looks_like_pickle(path):
         raise CheckpointError(f"{path.name} is not a PyTorch checkpoint (neither a torch zip archive nor a pickle)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -114,5 +152,18 @@ def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
             parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} "
                          f"vs {tuple(expected[k].shape)})")
         raise CheckpointError(f"the weights do not fit {card.architecture}: " + "; ".join(parts))
-    module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}  # float64 beyond float32's range → inf
+    broken = first_non_finite(state)
+    if broken is not None:
+        raise CheckpointError(f"weights hold NaN or infinite values (e.g. in {broken}): refusing a model that "
+                              "would score NaN")
+    module.load_state_dict(state, strict=True)
     return module.eval()
+
+
+def first_non_finite(state: StateDict) -> str | None:
+    """The first tensor holding NaN or ±inf: such weights turn every score into NaN."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return key
+    return None

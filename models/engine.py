@@ -6,6 +6,7 @@ the GIL, so threads overlap for real and nothing needs pickling or forking — s
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import deque
@@ -18,7 +19,7 @@ import torch
 
 from models.device import select_device
 from models.discovery import Entry
-from models.imaging import ImageDecodeError, decode, read_file
+from models.imaging import ImageDecodeError, decoding, read_file
 from models.labels import Thresholds
 from models.library import LoadedModel
 from models.preprocess import Normalizer, draft_size, geometry_transform
@@ -150,7 +151,8 @@ class ScanEngine:
     def _blank(self, entry: Entry) -> ScanResult:
         return ScanResult(path=str(entry.path), sha256=None, size=None, width=None, height=None, format=None,
                           p_fake=None, label=None, model_id=self.card.id,
-                          weights_sha256=self.card.weights_sha256, error=entry.error)
+                          weights_sha256=self.card.weights_sha256, error=entry.error,
+                          notes=[entry.note] if entry.note else [])  # e.g. "symbolic link to …"
 
     def _prepare(self, entry: Entry, prior: Mapping[str, PriorScore], analyzer: Analyzer | None = None) -> _Prepared:
         """Runs in a worker thread: read, hash, analyse, decode, resize. Never raises."""
@@ -169,11 +171,7 @@ class ScanEngine:
                 result.width, result.height, result.format = known.width, known.height, known.format
                 result.label = self.thresholds.label(known.p_fake)
                 return _Prepared(entry, result)
-            decoded = decode(data, draft_size=self.draft, background=tuple(self.card.input.background))
-            del data
-            result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
-            result.notes = decoded.notes
-            return _Prepared(entry, result, self.geometry(decoded.image))
+            return _Prepared(entry, result, self._decode_to_tensor(data, result))
         except ImageDecodeError as exc:
             result.error = str(exc)
         except OSError as exc:
@@ -181,6 +179,14 @@ class ScanEngine:
         except Exception as exc:  # a decoder bug must cost one row, not the scan
             result.error = f"could not be processed ({type(exc).__name__}: {exc})"
         return _Prepared(entry, result)
+
+    def _decode_to_tensor(self, data: bytes, result: ScanResult) -> torch.Tensor:
+        """The model's input tensor; the full-size picture's pixels stay in the process-wide decode budget until
+        the small tensor exists, so many workers cannot hold many huge pictures at once."""
+        with decoding(data, draft_size=self.draft, background=tuple(self.card.input.background)) as decoded:
+            result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+            result.notes += decoded.notes
+            return self.geometry(decoded.image)
 
     def _finish(self, ready: list[_Prepared]) -> list[ScanResult]:
         scored = [p for p in ready if p.tensor is not None]
@@ -192,8 +198,11 @@ class ScanEngine:
                     p.result.error = f"inference failed: {str(exc).splitlines()[0]}"
             else:
                 for p, prob in zip(scored, probs):
-                    p.result.p_fake = float(prob)
-                    p.result.label = self.thresholds.label(p.result.p_fake)
+                    if math.isfinite(prob):
+                        p.result.p_fake = float(prob)
+                        p.result.label = self.thresholds.label(p.result.p_fake)
+                    else:  # no score is better than a made-up one: NaN is no evidence of a real photo
+                        p.result.error = "the model returned no valid score (NaN)"
         return [p.result for p in ready]
 
 
@@ -214,7 +223,8 @@ def _run_analyzer(analyzer: Analyzer, data: bytes, path: Path, result: ScanResul
 
 
 def probabilities(logits: torch.Tensor, num_logits: int, fake_index: int = 1) -> torch.Tensor:
-    """P(fake) per row: sigmoid over one logit, softmax over two."""
+    """P(fake) per row: sigmoid over one logit, softmax over two. A row comes out NaN when its logits hold NaN
+    (or, under softmax, an infinity): callers report such a row as an error, never label it."""
     if num_logits == 1:
         return torch.sigmoid(logits.reshape(-1))
     return torch.softmax(logits, dim=1)[:, fake_index]

@@ -19,6 +19,8 @@ class Thresholds:
                              f"band high ({self.high}) ≤ 1")
 
     def label(self, p_fake: float) -> str:
+        if not 0.0 <= p_fake <= 1.0:  # NaN too: it compares false with everything, so it would read as real
+            raise ValueError(f"cannot label {p_fake}: a score must be a probability from 0 to 1")
         if self.low < self.high and self.low <= p_fake <= self.high:
             return INCONCLUSIVE
         return FAKE if p_fake >= self.threshold else REAL

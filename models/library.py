@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass, replace
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from models.card import CardError, ModelCard, default_input_spec, sha256_file
-from models.checkpoints import (CheckpointError, StateDict, infer_architecture, module_from_state,
-                                read_safetensors, read_torch_checkpoint, write_safetensors)
+from models.card import CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id, sha256_file
+from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, infer_architecture,
+                                module_from_state, read_safetensors, read_torch_checkpoint, write_safetensors)
 
 CARD_NAME = "card.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -91,8 +92,21 @@ class ModelLibrary:
         for entry in self.entries():
             if entry.card.id == model_id:
                 return entry
+        self._explain_broken(model_id)
         known = ", ".join(e.card.id for e in self.entries()) or "none installed"
         raise ModelNotFoundError(f"no model {model_id!r} in the library (known: {known})")
+
+    def _explain_broken(self, model_id: str) -> None:
+        """A folder named model_id whose card the listing skipped: say why instead of 'no model'."""
+        if not is_valid_model_id(model_id):
+            return
+        for root in (self.user_dir, self.shipped_dir):
+            card_path = root / model_id / CARD_NAME
+            if card_path.is_file():
+                try:
+                    ModelCard.load(card_path)
+                except CardError as exc:
+                    raise CardError(f"model {model_id!r} cannot be used: {exc}") from None
 
     # ---- the default ---------------------------------------------------------------------------
     def _settings_path(self) -> Path:
@@ -142,6 +156,7 @@ class ModelLibrary:
 
     def add(self, card: ModelCard, state: StateDict) -> LibraryEntry:
         """Store weights + card (used by import and by the trainer). The card's hash is recomputed."""
+        card.validate()
         if any(e.card.id == card.id for e in self.entries()):
             raise CardError(f"a model with id {card.id!r} already exists; choose another id")
         module_from_state(card, state)  # refuse weights that do not fit before writing anything
@@ -164,14 +179,21 @@ class ModelLibrary:
                     policy: str | None = None, threshold: float | None = None) -> LibraryEntry:
         """Import a Forensight model folder/card, a safetensors file or a plain PyTorch state dict."""
         path = Path(path).expanduser()
-        if not path.exists():
-            raise CheckpointError(f"{path} does not exist")
-        if path.is_dir() or path.suffix.lower() == ".json":
-            card_path = path / CARD_NAME if path.is_dir() else path
+        try:
+            mode = os.stat(path).st_mode  # before opening anything: a FIFO would block, /dev/zero never ends
+        except FileNotFoundError:
+            raise CheckpointError(f"{path} does not exist") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            raise CheckpointError(f"{path} is {file_kind(mode)}, not a model file or folder")
+        if stat.S_ISDIR(mode) or path.suffix.lower() == ".json":
+            card_path = path / CARD_NAME if stat.S_ISDIR(mode) else path
             card = ModelCard.load(card_path)
             weights = card_path.parent / card.weights_file
-            if not weights.is_file():
+            if not weights.exists():
                 raise CheckpointError(f"the card names {card.weights_file}, which is not beside it")
+            check_checkpoint_file(weights)
             if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
                 raise CheckpointError(f"{weights.name} does not match the SHA-256 recorded in its card "
                                       "(altered or truncated)")
@@ -211,10 +233,14 @@ class ModelLibrary:
     def load(self, entry: LibraryEntry | str) -> LoadedModel:
         if isinstance(entry, str):
             entry = self.get(entry)
-        if not entry.weights_path.is_file():
+        if not entry.weights_path.exists():
             raise CheckpointError(f"model {entry.card.id!r}: weights file {entry.weights_path} is missing")
-        if entry.card.weights_sha256 and sha256_file(entry.weights_path) != entry.card.weights_sha256:
-            raise CheckpointError(f"model {entry.card.id!r}: the weights file does not match its card's "
-                                  "SHA-256 (altered or corrupted); re-import it")
-        module = module_from_state(entry.card, read_safetensors(entry.weights_path))
+        try:
+            check_checkpoint_file(entry.weights_path)
+            if entry.card.weights_sha256 and sha256_file(entry.weights_path) != entry.card.weights_sha256:
+                raise CheckpointError("the weights file does not match its card's SHA-256 (altered or "
+                                      "corrupted); re-import it")
+            module = module_from_state(entry.card, read_safetensors(entry.weights_path))
+        except CheckpointError as exc:
+            raise CheckpointError(f"model {entry.card.id!r}: {exc}") from None
         return LoadedModel(entry.card, module)

@@ -1,6 +1,7 @@
 """Real image files of every awkward kind, written by the tests themselves."""
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -120,3 +121,66 @@ def good_and_bad_folder(root: Path) -> dict[str, str | None]:
     png_bomb(root / "bomb.png")
     expected["bomb.png"] = "decompression bomb"
     return expected
+
+
+# ---- files whose headers lie about their size (issue 10) ------------------------------------------------
+def jpeg_segments(data: bytes):
+    """(marker, offset of the marker) for each JPEG segment up to the start of the scan data."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        yield marker, at
+        if marker == 0xDA:  # start of scan: entropy-coded data follows, not segments
+            return
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+
+
+def jpeg_claiming(width: int, height: int, real: tuple[int, int] = (64, 64), seed: int = 0) -> bytes:
+    """A real JPEG of `real` pixels whose frame header claims width×height: a few KB that say 'decode me big'."""
+    buffer = io.BytesIO()
+    gradient(*real, seed=seed).save(buffer, "JPEG", quality=90)
+    data = bytearray(buffer.getvalue())
+    for marker, at in jpeg_segments(bytes(data)):
+        if marker in (0xC0, 0xC1, 0xC2):  # start of frame: length, precision, then height and width
+            struct.pack_into(">HH", data, at + 5, height, width)
+            return bytes(data)
+    raise AssertionError("no frame header in a JPEG Pillow wrote")
+
+
+def exif_with_thumbnail(thumbnail: bytes, make: bytes = b"Canon\x00") -> bytes:
+    """Raw EXIF (little-endian TIFF): IFD0 with Make, IFD1 pointing at a JPEG thumbnail, as cameras write it."""
+    header = b"II*\x00" + struct.pack("<I", 8)
+    ifd1_at = 8 + 2 + 12 + 4 + len(make)
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHII", 0x010F, 2, len(make), 26) + struct.pack("<I", ifd1_at)
+    ifd1 = (struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, ifd1_at + 2 + 24 + 4)
+            + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail)) + struct.pack("<I", 0))
+    return b"Exif\x00\x00" + header + ifd0 + make + ifd1 + thumbnail
+
+
+def thumbnail_bomb(width: int = 20000, height: int = 20000) -> bytes:
+    """A ~6 KB camera-like JPEG whose EXIF thumbnail claims width×height pixels."""
+    out = io.BytesIO()
+    gradient(640, 480, seed=1).save(out, "JPEG", quality=75,
+                                     exif=exif_with_thumbnail(jpeg_claiming(width, height, real=(16, 16))))
+    return out.getvalue()
+
+
+def jpeg_with_corrupt_exif(path: Path) -> Path:
+    """A JPEG whose EXIF Make tag says 200 bytes but the block ends first: Pillow prints a UserWarning ('Tag
+    data larger than file') when the EXIF is read."""
+    header = b"II*\x00" + struct.pack("<I", 8)
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHII", 0x010F, 2, 200, 26) + struct.pack("<I", 0)
+    gradient(48, 32, seed=2).save(path, "JPEG", quality=90, exif=b"Exif\x00\x00" + header + ifd0 + b"Canon\x00")
+    return path
+
+
+def png_with_late_chunks(picture: Image.Image, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG with extra chunks (type, body) after its image data, where some tools write text and EXIF."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    data = buffer.getvalue()
+    end = data.rindex(b"IEND") - 4
+    return data[:end] + b"".join(chunk(kind, body) for kind, body in chunks) + data[end:]

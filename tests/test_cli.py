@@ -125,7 +125,8 @@ def test_usage_errors_are_one_line(tiny_model, args, message):
 
 
 def test_no_model_says_how_to_get_one(home, tmp_path):
-    run = forensight("scan", tmp_path)
+    (tmp_path / "photos").mkdir()  # not tmp_path itself: the user data folder (the default case's) is in there
+    run = forensight("scan", tmp_path / "photos")
     assert run.returncode == 2 and "no detector is installed" in run.stderr and "models import" in run.stderr
 
 

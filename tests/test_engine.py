@@ -100,6 +100,34 @@ def test_labels_and_band():
         Thresholds(0.5, 0.6, 0.7)
 
 
+def test_a_nan_score_is_an_error_row_never_a_label(tiny_model, tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        images.gradient(40, 40, seed=i).save(paths[-1])
+    engine = ScanEngine(ModelLibrary().load("tiny"), device="cpu", batch_size=3, workers=1)
+    real_module = engine.module
+
+    def nan_for_the_second_image(x):  # as a model with NaN weights, or an fp16 overflow, would answer
+        logits = real_module(x).clone()
+        logits[1] = float("nan")
+        return logits
+
+    engine.module = nan_for_the_second_image
+    first, second, third = engine.scan(paths)
+    assert second.error == "the model returned no valid score (NaN)"
+    assert (second.p_fake, second.label, second.ok) == (None, None, False)
+    assert second.sha256 and second.width == 40  # the rest of the row is still reported
+    for good in (first, third):
+        assert good.ok and 0.0 <= good.p_fake <= 1.0 and good.label in (REAL, FAKE, INCONCLUSIVE)
+
+
+def test_nan_cannot_be_labelled_real():
+    for bad in (float("nan"), -0.1, 1.5):
+        with pytest.raises(ValueError, match="cannot label"):
+            Thresholds(0.5, 0.3, 0.7).label(bad)
+
+
 def test_geometry_policies():
     img = Image.fromarray(np.zeros((300, 500, 3), dtype=np.uint8))
     from models.card import InputSpec

@@ -2,16 +2,19 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-from models.card import CardError, ModelCard
+from models import checkpoints
+from models.card import CardError, ModelCard, sha256_file
 from models.checkpoints import CheckpointError
 from models.library import ModelLibrary, ModelNotFoundError, NoModelError
 from models.registry import build_model
-from tests.conftest import make_model
+from tests.conftest import REPO, make_model
 
 
 def test_saved_model_loads_back_bit_exactly(home):
@@ -133,3 +136,81 @@ def test_default_remove_and_shipped_models(home, tmp_path, monkeypatch):
     assert ModelLibrary().resolve(None).card.id == "starter"
     with pytest.raises(ModelNotFoundError, match="known: starter"):
         library.get("mine")
+
+
+def _forensight(home, *args):
+    """The command as a user runs it; the timeout turns a regression that blocks into a failure."""
+    env = os.environ.copy() | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def _one_line_error(run) -> str:
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    return run.stderr
+
+
+@pytest.mark.parametrize("poison", [float("nan"), float("inf")])
+def test_weights_with_nan_or_inf_are_refused_on_import(home, tmp_path, poison):
+    state = build_model("simple_cnn", 1).state_dict()
+    state["features.3.weight"][0, 0, 0, 0] = poison
+    save_file(state, tmp_path / "poisoned.safetensors")
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values \(e.g. in features.3.weight\)"):
+        ModelLibrary().import_path(tmp_path / "poisoned.safetensors")
+    assert ModelLibrary().entries() == []
+
+
+def test_float64_weights_beyond_float32_are_refused(home, tmp_path):
+    state = {k: v.double() for k, v in build_model("simple_cnn", 1).state_dict().items()}
+    state["classifier.4.weight"][0, 0] = 1e300  # finite in float64, infinite once loaded as float32
+    torch.save(state, tmp_path / "huge.pth")
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values \(e.g. in classifier.4.weight\)"):
+        ModelLibrary().import_path(tmp_path / "huge.pth")
+
+
+def test_models_import_of_a_nan_checkpoint_exits_2_with_one_line(home, tmp_path):
+    state = build_model("simple_cnn", 1).state_dict()
+    state["classifier.4.weight"].fill_(float("nan"))
+    save_file(state, tmp_path / "f.safetensors")
+    line = _one_line_error(_forensight(home, "models", "import", tmp_path / "f.safetensors"))
+    assert "NaN or infinite values (e.g. in classifier.4.weight)" in line
+    assert "refusing a model that would score NaN" in line
+
+
+def test_weights_made_nan_after_import_are_refused_on_load(home):
+    library = ModelLibrary()
+    entry = make_model(library, "later")
+    state = load_file(entry.weights_path)
+    state["features.0.weight"][:] = float("nan")
+    save_file(state, entry.weights_path)
+    card = json.loads((entry.directory / "card.json").read_text())  # the hash updated too: only NaN is wrong
+    card["weights_sha256"] = sha256_file(entry.weights_path)
+    (entry.directory / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=r"model 'later': weights hold NaN .*features.0.weight"):
+        library.load("later")
+
+
+def test_importing_a_fifo_or_a_device_is_refused_without_reading(home, tmp_path):
+    os.mkfifo(tmp_path / "pipe.pth")  # reading it would block until a writer comes: never, here
+    assert "is a FIFO (named pipe)" in _one_line_error(_forensight(home, "models", "import", tmp_path / "pipe.pth"))
+    assert "is a character device" in _one_line_error(_forensight(home, "models", "import", "/dev/zero"))
+
+
+def test_a_card_folder_whose_weights_are_a_fifo_is_refused(home, tmp_path):
+    source = make_model(ModelLibrary(home=tmp_path / "elsewhere"), "piped")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "card.json").write_bytes((source.directory / "card.json").read_bytes())
+    os.mkfifo(folder / "weights.safetensors")
+    line = _one_line_error(_forensight(home, "models", "import", folder))
+    assert "weights.safetensors is a FIFO (named pipe), not a checkpoint file" in line
+
+
+def test_a_checkpoint_over_the_size_cap_is_refused(home, tmp_path, monkeypatch):
+    save_file(build_model("simple_cnn", 1).state_dict(), tmp_path / "w.safetensors")
+    torch.save(build_model("simple_cnn", 1).state_dict(), tmp_path / "w.pth")
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 1000)
+    for name in ("w.safetensors", "w.pth"):
+        with pytest.raises(CheckpointError, match=f"{name} holds .* bytes, more than the 1,000 bytes"):
+            ModelLibrary().import_path(tmp_path / name)

@@ -25,7 +25,7 @@ _CLASS_SYNONYMS = {
 }
 _SPLIT_SYNONYMS = {"train": {"train", "training"}, "val": {"val", "valid", "validation", "dev"},
                    "test": {"test", "testing"}}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 
 
 class LayoutError(ValueError):

@@ -37,14 +37,15 @@ def _checks() -> list[tuple[str, Check]]:
 def analyse(data: bytes, path: Path | str | None = None) -> list[Finding]:
     """Every check's findings for one file's bytes; a failing check becomes one 'info' finding."""
     findings: list[Finding] = []
+    checks = _checks()  # first: importing them registers HEIC/AVIF and quiets Pillow's warnings (models.imaging)
     try:
-        image = Image.open(io.BytesIO(data))  # headers and metadata only: pixels are never decoded here
+        image = open_metadata(data)
     except Exception as exc:
         image = None
         findings.append(Finding("file", "not_an_image", "info",
                                 f"Metadata not checked: not a readable image ({type(exc).__name__})."))
     try:
-        for name, check in _checks():
+        for name, check in checks:
             try:
                 findings += check(data, image)
             except Exception as exc:
@@ -54,3 +55,45 @@ def analyse(data: bytes, path: Path | str | None = None) -> list[Finding]:
         if image is not None:
             image.close()
     return findings
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_AND_EXIF = {b"tEXt", b"zTXt", b"iTXt", b"eXIf"}
+
+
+def open_metadata(data: bytes) -> Image.Image:
+    """The file's headers and metadata, parsed; its pixels are never decoded here.
+
+    Pillow reads the PNG chunks that follow the pixel data only by decoding every pixel first (a PNG's
+    getexif() does so, and a header claiming 60,000×60,000 made that gigabytes). So those chunks are moved in
+    front of the pixel data, where Pillow parses them with the header, and Pillow is told that no EXIF remains
+    to be found ("Raw profile type exif" text is still read by getexif)."""
+    image = Image.open(io.BytesIO(png_metadata_first(data)))
+    if image.format == "PNG":
+        image.info.setdefault("exif", None)
+    return image
+
+
+def png_metadata_first(data: bytes) -> bytes:
+    """A PNG with its text and EXIF chunks from after the first IDAT moved before it; anything else as it is."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    chunks: list[tuple[bytes, bytes]] = []  # (type, the whole chunk as stored, CRC included)
+    at = len(_PNG_SIGNATURE)
+    while at + 12 <= len(data):
+        end = at + 12 + int.from_bytes(data[at:at + 4], "big")
+        if end > len(data):
+            break  # a truncated chunk stays in the tail, as it was
+        chunks.append((data[at + 4:at + 8], data[at:end]))
+        at = end
+        if chunks[-1][0] == b"IEND":
+            break
+    first_idat = next((i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT"), None)
+    if first_idat is None:
+        return data
+    late = {i for i, (kind, _) in enumerate(chunks) if i > first_idat and kind in _PNG_TEXT_AND_EXIF}
+    if not late:
+        return data
+    moved = [chunks[i][1] for i in sorted(late)]
+    kept = [chunk for i, (_, chunk) in enumerate(chunks) if i not in late]
+    return b"".join([_PNG_SIGNATURE, *kept[:first_idat], *moved, *kept[first_idat:], data[at:]])

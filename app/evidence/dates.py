@@ -14,6 +14,7 @@ from PIL import ExifTags, Image
 from app.evidence import xmp
 from app.evidence.exif import UnreadableExif, load_exif
 from app.evidence.findings import Finding
+from app.evidence.text import metadata_text
 from app.evidence.iptc import IIM_FORMATS, read_iptc
 
 SAME_CLOCK = timedelta(minutes=1)  # cameras write these within a second; a minute allows for slow writes
@@ -90,7 +91,7 @@ def exif_stamps(exif: Image.Exif) -> dict[str, Stamp]:
 
 
 def parse_exif_date(value: object, offset: object = None) -> Stamp | None:
-    match = _EXIF_DATE.match(_text(value))
+    match = _EXIF_DATE.match(metadata_text(value))
     if not match:
         return None
     try:
@@ -99,7 +100,8 @@ def parse_exif_date(value: object, offset: object = None) -> Stamp | None:
         return None
     if when.year not in YEARS:
         return None
-    return Stamp(when, parse_offset(_text(offset)), _text(value) + (f" {_text(offset)}" if _text(offset) else ""))
+    zone = metadata_text(offset)
+    return Stamp(when, parse_offset(zone), metadata_text(value) + (f" {zone}" if zone else ""))
 
 
 def parse_offset(text: str) -> timedelta | None:
@@ -117,7 +119,7 @@ def gps_stamp(exif: Image.Exif) -> Stamp | None:
     """GPSDateStamp + GPSTimeStamp: the satellites' clock, always UTC."""
     try:
         gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
-        day, clock = _text(gps.get(0x001D)), gps.get(0x0007)
+        day, clock = metadata_text(gps.get(0x001D)), gps.get(0x0007)
         if not day or not clock or len(clock) != 3:
             return None
         year, month, mday = map(int, day.replace("-", ":").split(":"))
@@ -251,9 +253,3 @@ def _span(delta: timedelta) -> str:
     if seconds >= 120:
         return f"{seconds // 60} minutes"
     return f"{seconds} seconds"
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).replace("\x00", "").strip() if value is not None else ""

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from PIL import ExifTags, Image
 
 from app.evidence.findings import Finding
+from app.evidence.text import metadata_text
 
 _TAG_IDS = {name: tag for tag, name in ExifTags.TAGS.items()}
 _BASE_TAGS = ("Make", "Model", "Software", "DateTime", "Orientation", "Artist", "Copyright",
@@ -42,16 +43,16 @@ class CameraFacts:
 def read_exif(image: Image.Image) -> CameraFacts:
     """The camera facts of an opened image; raises UnreadableExif when an EXIF block exists but is damaged."""
     exif = load_exif(image)
-    base = {name: _text(exif.get(_TAG_IDS[name])) for name in ("Make", "Model", "Software")}
+    base = {name: metadata_text(exif.get(_TAG_IDS[name])) for name in ("Make", "Model", "Software")}
     try:
         details = exif.get_ifd(ExifTags.IFD.Exif)
     except Exception:
         details = {}
-    captured = _text(details.get(_TAG_IDS["DateTimeOriginal"]))
-    offset = _text(details.get(_TAG_IDS["OffsetTimeOriginal"]) or details.get(_TAG_IDS["OffsetTime"]))
+    captured = metadata_text(details.get(_TAG_IDS["DateTimeOriginal"]))
+    offset = metadata_text(details.get(_TAG_IDS["OffsetTimeOriginal"]) or details.get(_TAG_IDS["OffsetTime"]))
     if captured and offset:
         captured = f"{captured} {offset}"
-    return CameraFacts(make=base["Make"], model=base["Model"], lens=_text(details.get(_TAG_IDS["LensModel"])),
+    return CameraFacts(make=base["Make"], model=base["Model"], lens=metadata_text(details.get(_TAG_IDS["LensModel"])),
                        captured=captured, software=base["Software"])
 
 
@@ -104,7 +105,7 @@ def exif_software(image: Image.Image) -> str:
         value = image.getexif().get(0x0131)
     except Exception:
         return ""
-    return value.strip("\x00 ") if isinstance(value, str) else ""
+    return metadata_text(value) if isinstance(value, (str, bytes)) else ""
 
 
 def load_exif(image: Image.Image) -> Image.Exif:
@@ -120,12 +121,6 @@ def load_exif(image: Image.Image) -> Image.Exif:
         raise UnreadableExif(f"{type(exc).__name__}: {exc}") from None
 
 
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return " ".join(str(value).replace("\x00", " ").split()) if value is not None else ""
-
-
 def _short(value: object) -> str:
-    text = _text(value)
+    text = metadata_text(value)
     return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 1] + "…"

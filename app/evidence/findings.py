@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.evidence.text import metadata_text
+
 # How much a finding weighs on the question "was this image generated?", in the examiner's words.
 STRENGTHS = ("strong", "moderate", "weak", "info")
 
@@ -21,6 +23,8 @@ class Finding:
     def __post_init__(self) -> None:
         if self.strength not in STRENGTHS:
             raise ValueError(f"strength must be one of {STRENGTHS}, not {self.strength!r}")
+        # messages quote metadata the file's author wrote: no control or direction characters reach a screen
+        object.__setattr__(self, "message", metadata_text(self.message))
 
     def details_json(self) -> str:
         return json.dumps(self.details, ensure_ascii=False, sort_keys=True, default=str)

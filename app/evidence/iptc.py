@@ -11,6 +11,7 @@ import re
 from PIL import Image, IptcImagePlugin
 
 from app.evidence.findings import Finding
+from app.evidence.text import metadata_text
 from app.evidence.generator_metadata import generator_name
 
 FIELDS = {  # (record, dataset) → name, the IIM 4.2 application record fields worth an examiner's eye
@@ -44,7 +45,7 @@ def read_iptc(image: Image.Image) -> dict[str, str]:
     for key, name in FIELDS.items():
         value = (raw or {}).get(key)
         values = value if isinstance(value, list) else [value] if value is not None else []
-        text = "; ".join(_text(v) for v in values if _text(v))
+        text = "; ".join(metadata_text(v) for v in values if metadata_text(v))
         if text:
             fields[name] = text[:MAX_VALUE]
     return fields
@@ -82,13 +83,3 @@ def check_iptc(data: bytes, image: Image.Image | None) -> list[Finding]:
 def states_ai(text: str) -> bool:
     """Whether free text says the image was made with AI ("not AI-generated" does not)."""
     return any(not NEGATION.search(text[:match.start()]) for match in AI_STATEMENT.finditer(text))
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        # IIM text is UTF-8 when 1:90 says so, Latin-1 in older files; UTF-8 first, then Latin-1, never fails
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            value = value.decode("latin-1")
-    return " ".join(str(value).replace("\x00", " ").split()) if value is not None else ""

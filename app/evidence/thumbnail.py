@@ -7,18 +7,19 @@ proves little (local edits are too small to show at 160 pixels), so it is only n
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 from PIL import ExifTags, Image
 
 from app.evidence.findings import Finding
-from models.imaging import MAX_PIXELS
+from models.imaging import MAX_PIXELS, ImageDecodeError, check_size, loading, open_image
 
 # Mean absolute grey-level difference (of 255). Measured on a real photo: its own thumbnail 3, the same photo
 # cropped by 10% 34-36, mirrored 78, another photo 104; brightened by 30 levels 26 (not flagged).
 MISMATCH = 30.0
 MAX_THUMBNAIL_BYTES = 1 << 20  # EXIF must fit in one 64 KiB segment; anything bigger is not a thumbnail
+# A camera's IFD1 thumbnail is about 160×120. A few kilobytes can claim 20,000×20,000 (9-15 GB to decode),
+# so the claimed size is refused from the header, far above any real thumbnail.
+MAX_THUMBNAIL_PIXELS = 1_000_000
 
 
 def exif_thumbnail(image: Image.Image) -> bytes | None:
@@ -44,22 +45,24 @@ def check_thumbnail(data: bytes, image: Image.Image | None) -> list[Finding]:
     if thumbnail_bytes is None:
         return []
     try:
-        thumbnail = Image.open(io.BytesIO(thumbnail_bytes))
-        thumbnail.load()
-    except Exception as exc:
-        return [Finding("exif", "unreadable_thumbnail", "info",
-                        f"The EXIF thumbnail cannot be decoded ({type(exc).__name__}).")]
-    width, height = image.size
-    if width * height > MAX_PIXELS:
-        return []
+        thumbnail = open_image(thumbnail_bytes)  # header only: its claimed size is judged before any pixel
+    except ImageDecodeError as exc:
+        return [_unreadable(str(exc))]
+    if thumbnail.width * thumbnail.height > MAX_THUMBNAIL_PIXELS:
+        return [Finding("exif", "oversized_thumbnail", "info",
+                        f"The EXIF thumbnail claims {thumbnail.width}×{thumbnail.height} pixels, far more than a "
+                        "camera's preview (about 160×120); it was not decoded or compared.",
+                        {"thumbnail_size": f"{thumbnail.width}×{thumbnail.height}"})]
     try:
-        picture = Image.open(io.BytesIO(data))
-        picture.draft("RGB", (thumbnail.width * 2, thumbnail.height * 2))  # DCT-domain reduction: cheap
-        picture.load()
-    except Exception:
+        small = grey_pixels(thumbnail, MAX_THUMBNAIL_PIXELS)
+    except ImageDecodeError as exc:
+        return [_unreadable(str(exc))]
+    try:
+        difference = picture_difference(data, small)
+    except ImageDecodeError:
         return []  # an undecodable picture is the scan's error row, not a metadata finding
-    difference = grey_difference(picture, thumbnail)
-    details = {"difference": round(difference, 1), "thumbnail_size": f"{thumbnail.width}×{thumbnail.height}"}
+    size = f"{small.shape[1]}×{small.shape[0]}"
+    details = {"difference": round(difference, 1), "thumbnail_size": size}
     if difference > MISMATCH:
         return [Finding("exif", "thumbnail_mismatch", "moderate",
                         f"The EXIF thumbnail shows a different picture (mean difference {difference:.0f} of 255): "
@@ -70,10 +73,31 @@ def check_thumbnail(data: bytes, image: Image.Image | None) -> list[Finding]:
                     "local edits would not show at this size.", details)]
 
 
-def grey_difference(picture: Image.Image, thumbnail: Image.Image) -> float:
-    """Mean absolute grey-level difference between the thumbnail and the picture scaled to it, the smaller of
-    stretched and fitted (cameras often letterbox a 3:2 picture into a 4:3 thumbnail with black bars)."""
-    small = np.asarray(thumbnail.convert("L"), dtype=np.float32)
+def _unreadable(reason: str) -> Finding:
+    return Finding("exif", "unreadable_thumbnail", "info", f"The EXIF thumbnail cannot be decoded ({reason}).")
+
+
+def grey_pixels(img: Image.Image, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """The image as a float grey array, decoded within the pixel limits and released at once."""
+    with loading(img, max_pixels):
+        return np.asarray(img.convert("L"), dtype=np.float32)
+
+
+def picture_difference(data: bytes, thumbnail: np.ndarray) -> float:
+    """The picture decoded near twice the thumbnail's size (a cheap DCT-domain reduction) and compared to it.
+    The thumbnail is already decoded and released, so this thread never holds two reservations at once."""
+    th, tw = thumbnail.shape
+    picture = open_image(data)
+    check_size(picture.width, picture.height)  # the stored size, before draft makes it look small
+    picture.draft("RGB", (tw * 2, th * 2))
+    with loading(picture):
+        return grey_difference(picture, thumbnail)
+
+
+def grey_difference(picture: Image.Image, small: np.ndarray) -> float:
+    """Mean absolute grey-level difference between the thumbnail's grey pixels and the picture scaled to them,
+    the smaller of stretched and fitted (cameras often letterbox a 3:2 picture into a 4:3 thumbnail with black
+    bars)."""
     th, tw = small.shape
     grey = picture.convert("L")
     stretched = np.asarray(grey.resize((tw, th), Image.BILINEAR), dtype=np.float32)

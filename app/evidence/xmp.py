@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from PIL import Image
 
+from app.evidence.text import metadata_text
+
 MAX_PACKET = 1 << 20  # 1 MiB: real packets are a few KiB
 _START, _END = b"<x:xmpmeta", b"</x:xmpmeta>"
 
@@ -53,10 +55,10 @@ def values_named(root: ET.Element, local_name: str) -> list[str]:
     found: list[str] = []
     for element in root.iter():
         for key, value in element.attrib.items():
-            if _local(key) == local_name and value.strip():
-                found.append(value.strip())
+            if _local(key) == local_name and metadata_text(value):
+                found.append(metadata_text(value))
         if _local(element.tag) == local_name:
-            texts = [t.strip() for t in element.itertext() if t.strip()]
+            texts = [metadata_text(t) for t in element.itertext() if metadata_text(t)]
             resource = next((v for k, v in element.attrib.items() if _local(k) == "resource"), "")
             found += texts or ([resource] if resource else [])
     return found

@@ -1,11 +1,11 @@
 """build_report: case database in, PDF plus its `.sha256` beside it out."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import platform
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +17,7 @@ from reportlab.platypus import SimpleDocTemplate
 
 from app import __version__
 from app.case import Case, CaseError
+from app.output_guard import PDF, OutputRefused, case_evidence, check_output
 from app.report import document
 from app.report.data import ReportError, load_report_data
 from app.report.layout import HEADER_GAP, MARGIN, PAGE, numbered_canvas, styles
@@ -45,9 +46,14 @@ def build_report(case_path: Path, pdf_path: Path, *, title: str = "Forensight re
     if not case_path.is_file():
         raise ReportError(f"case file {case_path} does not exist")
     try:
-        with Case(case_path) as case:
+        with Case(case_path, readonly=True) as case:  # a report never writes to the case
             data = load_report_data(case, model_id, only_flagged)
+            evidence = case_evidence(case)
     except CaseError as exc:
+        raise ReportError(str(exc)) from None
+    try:  # never over a scanned file, into a scanned folder, or over a file that is not an earlier report
+        pdf_path = check_output(pdf_path, PDF, evidence, create_folder=True)
+    except OutputRefused as exc:
         raise ReportError(str(exc)) from None
 
     created = datetime.now().astimezone()  # local time with its zone: the examiner's clock
@@ -61,23 +67,48 @@ def build_report(case_path: Path, pdf_path: Path, *, title: str = "Forensight re
     story += table + pages + document.unreadable_appendix(s, data) + document.limitations(s, data)
 
     page_counts: list[int] = []
-    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = partial_path(pdf_path)
+    remove_stale_partials(pdf_path)
     # written beside the target and renamed: a failed build never leaves half a PDF under the real name
-    handle, temporary = tempfile.mkstemp(prefix=".report-", suffix=".pdf", dir=pdf_path.parent)
-    os.close(handle)
     try:
-        doc = SimpleDocTemplate(temporary, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
+        doc = SimpleDocTemplate(str(temporary), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
                                 topMargin=MARGIN + HEADER_GAP, bottomMargin=MARGIN, title=title,
                                 author=examiner, creator=f"Forensight {__version__}",
                                 subject=f"Case {case_path.name}")
         doc.build(story, canvasmaker=numbered_canvas(title, case_path.name, page_counts))
         os.replace(temporary, pdf_path)
     finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
     digest, sidecar = write_sha256(pdf_path)
     return ReportInfo(pdf_path, digest, sidecar, page_counts[-1] if page_counts else 0, len(data.rows),
                       len(data.flagged), time.perf_counter() - start)
+
+
+def partial_path(pdf_path: Path) -> Path:
+    """Where a report is written before it is complete; the process id lets a later run tell a report still
+    being written by another process from one left behind by a process that was killed."""
+    return pdf_path.with_name(f".{pdf_path.name}.{os.getpid()}.partial")
+
+
+def remove_stale_partials(pdf_path: Path) -> None:
+    """Remove what killed runs (kill -9, power loss) left while writing this report: no cleanup could run."""
+    prefix = f".{pdf_path.name}."
+    for leftover in pdf_path.parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = leftover.name[len(prefix):-len(".partial")]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def write_sha256(path: Path) -> tuple[str, Path]:

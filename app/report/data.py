@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,9 @@ def model_uses(case: Case) -> list[ModelUse]:
             """SELECT model_id, weights_sha256, threshold, band_low, band_high, COALESCE(device, ''), COUNT(*)
                FROM results GROUP BY model_id, weights_sha256, threshold, band_low, band_high, device
                ORDER BY model_id, weights_sha256"""):
+        if not all(value is None or isinstance(value, (int, float)) for value in (threshold, low, high)):
+            raise ReportError(f"{case.shown} is a damaged Forensight case: the threshold or inconclusive band "
+                              f"of model {mid!r} holds text")
         settings.setdefault((mid, sha), []).append((threshold, low, high, device))
         files[(mid, sha)] += count
     uses = []
@@ -92,6 +96,13 @@ def model_uses(case: Case) -> list[ModelUse]:
 
 
 def load_report_data(case: Case, model_id: str | None, only_flagged: bool) -> ReportData:
+    try:
+        return _load(case, model_id, only_flagged)
+    except sqlite3.DatabaseError as exc:  # damage below what opening the case checks (a malformed page)
+        raise ReportError(f"{case.shown} cannot be read: {exc}") from None
+
+
+def _load(case: Case, model_id: str | None, only_flagged: bool) -> ReportData:
     all_rows = case.rows(model_id)
     if model_id is not None and not any(row.model_id == model_id for row in all_rows):
         known = ", ".join(sorted({use.model_id for use in model_uses(case)})) or "none"

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Callable
 
 from reportlab.lib import colors
-from reportlab.platypus import Image, PageBreak, Paragraph, Spacer, Table, TableStyle
+from reportlab.platypus import Image, PageBreak, Spacer, Table, TableStyle
 
 from app.case import CaseRow
 from app.report.charts import histogram_png
 from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
-from app.report.layout import MARGIN, PAGE, text
+from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order
 from app.report.pictures import GradCam, Picture, thumbnail
 from models.labels import LABELS
 

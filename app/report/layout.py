@@ -1,13 +1,16 @@
 """Fonts, paragraph styles and the page furniture (running header, "Page N of M") of the report."""
 from __future__ import annotations
 
+import copy
+
+from reportlab import platypus
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from app.report.fonts import register_fonts
+from app.report.fonts import register_fonts, right_to_left, visual, visual_pieces
 
 PAGE = A4
 MARGIN = 16 * mm
@@ -41,6 +44,42 @@ def text(value: object) -> str:
     """Any text, safe inside Paragraph markup (file names and card text are attacker-controlled), each
     character in a font that has it."""
     return FONTS.markup("" if value is None else str(value))
+
+
+class Paragraph(platypus.Paragraph):
+    """A Paragraph that draws each of its lines in visual order (Hebrew and Arabic runs right to left). ReportLab
+    breaks the lines of the logical text, and splits the paragraph over pages from them; only drawing sees the
+    reordered lines, so a name wrapped over two lines keeps its first words on the first."""
+
+    def drawPara(self, debug=0):
+        logical = self.blPara
+        self.blPara = copy.copy(logical)
+        self.blPara.lines = [_visual_line(line, logical.kind) for line in logical.lines]
+        try:
+            return super().drawPara(debug)
+        finally:
+            self.blPara = logical
+
+
+def _visual_line(line, kind: int):
+    if kind == 0:  # (extra space, words) of a paragraph in one font: drawn as " ".join(words)
+        words = line[1]
+        if not right_to_left(" ".join(words)):
+            return line
+        shown = visual(" ".join(words))
+        return (line[0], shown.split(" ") if len(words) > 1 else [shown], *line[2:])
+    frags = line.words  # FragLine: fragments whose texts, one after another, are the line
+    if any(hasattr(f, "cbDefn") or not isinstance(getattr(f, "text", None), str) for f in frags):
+        return line  # an image or a link anchor inside: left as it is (the report has none)
+    if not right_to_left("".join(f.text for f in frags)):
+        return line
+    shown = copy.copy(line)
+    shown.words = []
+    for frag, part in visual_pieces([(f, f.text) for f in frags]):
+        piece = copy.copy(frag)
+        piece.text = part
+        shown.words.append(piece)
+    return shown
 
 
 def numbered_canvas(title: str, case_name: str, pages_seen: list[int]):

@@ -5,13 +5,15 @@ SHA-256 recorded in the case: a report must never show a picture other than the 
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 
 from app.case import CaseRow
-from models.imaging import ImageDecodeError, decode, read_file
+from models.imaging import ImageDecodeError, decoding, read_file
 
 
 @dataclass
@@ -21,18 +23,30 @@ class Picture:
     reason: str = ""  # why there is no picture
 
 
-def current_image(row: CaseRow, draft: int) -> tuple[Image.Image | None, str]:
-    """The file's picture if it still matches the case, else a reason."""
+def checked_bytes(row: CaseRow) -> tuple[bytes | None, str]:
+    """The file's bytes if it still matches the case, else a reason."""
     try:
-        data, sha256 = read_file(Path(row.path))
+        data, sha256 = read_file(Path(row.fs_path))  # the exact name: row.path is for reading by people
     except ImageDecodeError as exc:
         return None, str(exc)
     if row.sha256 and sha256 != row.sha256:
         return None, "the file has changed since the scan (its SHA-256 no longer matches)"
-    try:
-        return decode(data, draft_size=draft).image, ""
-    except ImageDecodeError as exc:
-        return None, str(exc)
+    return data, ""
+
+
+@contextmanager
+def current_image(row: CaseRow, draft: int) -> Iterator[tuple[Image.Image | None, str]]:
+    """The file's picture if it still matches the case, else a reason. Its pixels count in the process-wide
+    decode budget until the block ends, so use the picture inside it."""
+    data, reason = checked_bytes(row)
+    with ExitStack() as stack:
+        decoded = None
+        if data is not None:
+            try:
+                decoded = stack.enter_context(decoding(data, draft_size=draft))
+            except ImageDecodeError as exc:
+                reason = str(exc)
+        yield (decoded.image if decoded else None), reason
 
 
 def to_picture(image: Image.Image, longest: int) -> Picture:
@@ -46,8 +60,8 @@ def to_picture(image: Image.Image, longest: int) -> Picture:
 def thumbnail(row: CaseRow, longest: int = 96) -> Picture:
     if row.error:
         return Picture(None, reason="—")
-    image, reason = current_image(row, draft=longest)
-    return to_picture(image, longest) if image is not None else Picture(None, reason=reason)
+    with current_image(row, draft=longest) as (image, reason):
+        return to_picture(image, longest) if image is not None else Picture(None, reason=reason)
 
 
 class GradCam:
@@ -75,11 +89,16 @@ class GradCam:
 
     def pictures(self, row: CaseRow, longest: int = 480) -> tuple[Picture, Picture]:
         """The image and its overlay (or a reason in the overlay's place)."""
-        from models.explain import overlay
         from models.preprocess import draft_size
 
         spec = self.explainer.card.input if self.explainer else None
-        image, reason = current_image(row, draft=draft_size(spec) if spec else longest)
+        with current_image(row, draft=draft_size(spec) if spec else longest) as (image, reason):
+            return self._pictures(image, reason, longest)
+
+    def _pictures(self, image: Image.Image | None, reason: str, longest: int) -> tuple[Picture, Picture]:
+        """The picture and its overlay from a decoded picture, or the reason twice."""
+        from models.explain import overlay
+
         if image is None:
             return Picture(None, reason=reason), Picture(None, reason=reason)
         shown = to_picture(image, longest)

@@ -104,7 +104,7 @@ class DetailView(QWidget):
             self._show_message("Select a file to see it here.")
             return
         self._show_message("Loading…")
-        path = row.path
+        path = row.fs_path  # the exact name on disk (row.path is the readable form)
         self._tasks.submit(lambda: make_preview(path) if self._still_showing(path) else None,
                            lambda preview: self._preview_loaded(path, preview),
                            lambda reason: self._preview_failed(path, reason))
@@ -123,7 +123,7 @@ class DetailView(QWidget):
     def _still_showing(self, path: str) -> bool:
         """Read from the worker: skip decoding pictures the user has already scrolled past."""
         row = self._row
-        return row is not None and row.path == path
+        return row is not None and row.fs_path == path
 
     def _preview_loaded(self, path: str, preview: Preview | None) -> None:
         if preview is None or not self._still_showing(path):
@@ -147,7 +147,7 @@ class DetailView(QWidget):
         row, preview = self._row, self._preview
         if row is None or preview is None or row.error or row.p_fake is None or not row.sha256:
             return None
-        return ExplainRequest(row.path, row.sha256, row.model_id, row.weights_sha256,
+        return ExplainRequest(row.fs_path, row.sha256, row.model_id, row.weights_sha256,
                               (preview.image.width(), preview.image.height()))
 
     def _request_overlay(self) -> None:

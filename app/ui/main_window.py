@@ -14,7 +14,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QInputDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar, QTreeView, QWidget)
 
 from app.case import Case, CaseError
-from app.csv_export import write_csv
+from app.csv_export import export_csv
+from app.output_guard import CASE, OutputRefused, check_output, scan_evidence
 from app.scanning import ScanSummary
 from app.ui.detail_view import DetailView
 from app.ui.histogram import HistogramView
@@ -409,6 +410,12 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             show_error(self, "Thresholds do not fit", "The threshold and the inconclusive band disagree.", str(exc))
             return
+        try:  # the case must not sit among the evidence it records
+            check_output(self.case.path, CASE, scan_evidence(self.scan_targets))
+        except OutputRefused as exc:
+            show_error(self, "Choose another case", "The case would be written among the files being scanned.",
+                       str(exc))
+            return
         if self.shown_model_id != model_id:
             self._show_case_rows(model_id)
         request = ScanRequest(self.case.path, model_id, tuple(self.scan_targets), self.recursive_box.isChecked(),
@@ -545,7 +552,10 @@ class MainWindow(QMainWindow):
                 return
             path = Path(chosen)
         try:
-            written = write_csv(self.case.rows(self.shown_model_id), path, self.case.evidence_for)
+            written = export_csv(self.case, self.case.rows(self.shown_model_id), path)
+        except OutputRefused as exc:
+            show_error(self, "Export refused", f"Forensight will not write {path.name} there.", str(exc))
+            return
         except OSError as exc:
             show_error(self, "Export failed", f"Cannot write {path}.", exc.strerror or str(exc))
             return

@@ -114,7 +114,7 @@ class ResultsModel(QAbstractTableModel):
             return row
         if role == Qt.ItemDataRole.DecorationRole:
             if column == THUMBNAIL and self.thumbnails is not None and not row.error:
-                return self.thumbnails.get(row.path)
+                return self.thumbnails.get(row.fs_path)  # opened by its exact name
             if column == LABEL:
                 return self._icon(verdict(row))
         if role == Qt.ItemDataRole.BackgroundRole and column == LABEL:

@@ -5,6 +5,7 @@ window. Workers must not touch widgets or QPixmaps; they return plain data or QI
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
@@ -80,5 +81,7 @@ def outlive_parent(obj: QObject) -> None:
 
 
 def describe_exception(exc: BaseException) -> str:
+    """One sentence for the user; the traceback goes to the log file for a bug report."""
+    logging.getLogger("app.ui").error("background work failed", exc_info=exc)
     text = str(exc).strip().strip("'\"")
     return text or type(exc).__name__

@@ -22,7 +22,7 @@ from app.ui.qt_images import pil_to_qimage
 from app.ui.tasks import BackgroundTasks, describe_exception
 from models.engine import CancelToken, ScanEngine, ScanResult
 from models.explain import Explainer, ModelViewMap, colorize
-from models.imaging import decode, read_file
+from models.imaging import decoding, read_file
 from models.labels import Thresholds
 from models.library import ModelLibrary
 from models.preprocess import draft_size
@@ -93,7 +93,8 @@ class ScanWorker(QObject):
                 stored = case.rows_for_paths(model.card.id, [result.path for result in batch])
                 self.batch_done.emit(stored, ScanProgress(summary.done, summary.total, summary.elapsed))
 
-            return run_scan(case, engine, entries, cancel=self.cancel_token, on_batch=on_batch)
+            return run_scan(case, engine, entries, cancel=self.cancel_token, on_batch=on_batch,
+                            roots=request.paths)
 
 
 def start_worker_thread(worker: QObject, parent: QObject) -> QThread:
@@ -191,8 +192,8 @@ class ExplainService(QObject):
             raise ExplainError("the file has changed since it was scanned; scan it again first")
         spec = explainer.card.input
         # decoded exactly as the scan decoded it, so the map explains the score in the table
-        image = decode(data, draft_size=draft_size(spec), background=tuple(spec.background)).image
-        return explainer.model_view_map(image)
+        with decoding(data, draft_size=draft_size(spec), background=tuple(spec.background)) as decoded:
+            return explainer.model_view_map(decoded.image)  # the picture stays in the decode budget meanwhile
 
     def _explainer(self, request: ExplainRequest) -> Explainer:
         library = ModelLibrary()

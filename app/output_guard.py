@@ -1,0 +1,143 @@
+"""Where Forensight may write: never over evidence, never into a scanned folder, never over someone else's file.
+
+Every output (the case database and its SQLite side files, a CSV, a PDF report and its `.sha256`) is checked
+here before any work starts, so a mistyped path costs one line instead of an overwritten photo or a long scan
+whose results cannot be saved. An existing file is only replaced when it is recognisably an earlier output of
+the same kind (re-running a command must keep working).
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Iterable
+
+from models.discovery import absolute
+from models.paths import readable
+
+CASE, CSV, PDF, SHA256 = "case database", "CSV", "PDF report", "SHA-256 file"
+CASE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_PDF_TAIL = 4 << 20  # the PDF's Info dictionary (its /Creator) is written near the end
+_SHA256_LINE = re.compile(rb"^[0-9a-f]{64}  [^\n]+\n?$")
+
+
+class OutputRefused(ValueError):
+    """A path Forensight will not write to, with the reason and what to do (one line)."""
+
+
+class Evidence:
+    """The files being examined and the folders that hold them: nothing may be written there."""
+
+    def __init__(self, files: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> None:
+        self.files = {absolute(f) for f in files}
+        self.folders = {absolute(f) for f in folders} | {f.parent for f in self.files}
+        self._ids = {_file_id(f) for f in self.files} - {None}
+
+    def holds(self, path: Path) -> bool:
+        return path in self.files or (_file_id(path) in self._ids)
+
+    def folder_of(self, path: Path) -> Path | None:
+        """The scanned folder `path` would land in (its own folder or any folder above it), if any."""
+        return next((p for p in (path.parent, *path.parent.parents) if p in self.folders), None)
+
+
+def scan_evidence(paths: Iterable[Path], entries: Iterable = ()) -> Evidence:
+    """What a scan of `paths` examines: the named files and folders, and every file found under them (a
+    symbolic link's target included, so an output cannot land on it under another name)."""
+    paths = [Path(p) for p in paths]
+    return Evidence(files=[p for p in paths if not p.is_dir()] + [e.path for e in entries if not e.error],
+                    folders=[p for p in paths if p.is_dir()])
+
+
+def case_evidence(case) -> Evidence:
+    """Every file a case examined (under the exact name it was opened by) and what its scans were asked to
+    examine (a scanned folder may hold no file directly, only sub-folders)."""
+    named = [Path(p) for p in case.scanned_paths()]
+    return Evidence(files=[row.fs_path for row in case.rows()] + [p for p in named if not p.is_dir()],
+                    folders=[p for p in named if p.is_dir()])
+
+
+def check_output(target: Path, kind: str, evidence: Evidence, *, create_folder: bool = False) -> Path:
+    """The absolute path to write `kind` to, or OutputRefused. Side files (SQLite's, the report's .sha256)
+    are checked with it."""
+    path = absolute(target)
+    for file, file_kind in [(path, kind), *side_files(path, kind)]:
+        _check_one(file, file_kind, evidence)
+    _check_folder(path, create_folder)  # only now: a missing folder among the evidence is never created
+    return path
+
+
+def side_files(path: Path, kind: str) -> list[tuple[Path, str]]:
+    if kind == CASE:
+        return [(path.with_name(path.name + suffix), CASE) for suffix in CASE_SIDE_SUFFIXES]
+    if kind == PDF:
+        return [(path.with_name(path.name + ".sha256"), SHA256)]
+    return []
+
+
+def _check_folder(path: Path, create: bool) -> None:
+    folder = path.parent
+    if create and not folder.exists():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputRefused(f"cannot create the folder {readable(folder)}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise OutputRefused(f"cannot write {readable(path)}: the folder {readable(folder)} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputRefused(f"cannot write {readable(path)}: the folder {readable(folder)} is not writable")
+
+
+def _check_one(path: Path, kind: str, evidence: Evidence) -> None:
+    shown = readable(path)
+    folder = evidence.folder_of(path)
+    if evidence.holds(path) or (folder is not None and os.path.lexists(path)):
+        raise OutputRefused(f"refusing to write the {kind} to {shown}: it is one of the files being examined, "
+                            "and evidence is never overwritten. Choose another file name")
+    if folder is not None:
+        raise OutputRefused(f"refusing to write the {kind} into {readable(folder)}, a folder being examined: "
+                            "evidence folders are never written to. Choose a location outside it")
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise OutputRefused(f"cannot write {shown}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputRefused(f"refusing to write the {kind} to {shown}: it exists and is not a regular file")
+    if info.st_size and not _looks_like(path, kind):
+        raise OutputRefused(f"refusing to overwrite {shown}: it exists and is not a Forensight {kind}. "
+                            "Choose another file name, or move that file away first")
+
+
+def _looks_like(path: Path, kind: str) -> bool:
+    """Whether an existing, non-empty file is an earlier Forensight output of this kind."""
+    try:
+        with open(path, "rb") as handle:
+            if kind == CASE:
+                return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC or path.name.endswith(CASE_SIDE_SUFFIXES)
+            if kind == CSV:
+                from app.csv_export import COLUMNS
+
+                return handle.read(2048).lstrip(b"\xef\xbb\xbf").startswith(",".join(COLUMNS[:3]).encode())
+            if kind == SHA256:
+                return _SHA256_LINE.match(handle.read(4096)) is not None
+            if kind == PDF:
+                if not handle.read(5).startswith(b"%PDF-"):
+                    return False
+                size = os.fstat(handle.fileno()).st_size
+                handle.seek(max(0, size - _PDF_TAIL))
+                return b"/Creator (Forensight " in handle.read()
+    except OSError:
+        return False
+    return False
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
