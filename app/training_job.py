@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from models.card import ID_RULE, is_valid_model_id
+from models.card import ID_RULE, CardError, is_valid_model_id
 from models.device import DeviceError, select_device
 from models.engine import CancelToken
 from models.library import LibraryEntry, ModelLibrary, data_home
 from training.recipes import Recipe, get_recipe
-from training.trainer import LAST, TrainingEvent, TrainingResult, fit
+from training.trainer import LAST, TrainingEvent, TrainingResult, fit, input_spec_for
 
 
 class TrainingSetupError(ValueError):
@@ -58,6 +58,10 @@ def plan_training(recipe: Recipe, data: Path, name: str, *, library: ModelLibrar
         raise TrainingSetupError(str(exc)) from None
     if recipe.pretrained not in ("imagenet", "none"):
         check_fine_tuning(recipe, library)
+    try:  # the card the model will get: a size it would refuse must stop the job now, not after training
+        input_spec_for(recipe).validate()
+    except (CardError, ValueError) as exc:
+        raise TrainingSetupError(f"the recipe's input cannot be used: {exc}") from None
     run_dir = Path(run_dir) if run_dir else data_home() / "runs" / name
     return TrainingJob(recipe, Path(data), name, run_dir, device)
 

@@ -88,6 +88,8 @@ def test_job_setup_refuses_what_cannot_run_before_any_work(tmp_path):
     assert plan_training(matched, tmp_path, "new", library=library, device="cpu").recipe.architecture == "simple_cnn"
     with pytest.raises(TrainingSetupError, match="already exists"):
         plan_training(matched, tmp_path, "tiny", library=library, device="cpu")
+    with pytest.raises(TrainingSetupError, match="input.size is 4000"):  # the card would refuse it after training
+        plan_training(make_recipe("wang2020", {"input_size": 4000}), tmp_path, "new", library=library, device="cpu")
     if not torch.cuda.is_available():
         with pytest.raises(TrainingSetupError, match="no CUDA GPU"):
             plan_training(matched, tmp_path, "new", library=library, device="cuda")
