@@ -1,1 +1,1 @@
-"""Training and evaluation (arrives with issue 3). Knows no Qt and no app."""
+"""Training and evaluation: data checks, recipes, the trainer, metrics and reports. Knows no Qt and no app."""
