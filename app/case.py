@@ -13,6 +13,8 @@ Versions (PRAGMA user_version; cases written before version 2 keep theirs in met
   2  files.path_bytes holds the exact file name (names need not be valid UTF-8), files.path its readable form;
      results.notes; scanned_paths (the folders and files a scan was asked to examine: nothing is ever written
      there); the application id
+  3  tiles: every view's score and the part of the picture it showed (tiles, crops, the whole picture), per
+     result, so the tile map can be drawn and the strongest tile reported
 A new case is made by creating version 1 and applying every migration, so new and upgraded cases are the same.
 """
 from __future__ import annotations
@@ -25,14 +27,14 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
-from urllib.request import pathname2url
+from urllib.parse import quote
 
-from models.engine import PriorScore, ScanResult
+from models.engine import PriorScore, ScanResult, Tile
 from models.paths import from_bytes, is_exact_text, readable, to_bytes
 
 APPLICATION_ID = 0x46534754  # "FSGT" in the SQLite header: tells a Forensight case from any other database
-SCHEMA_VERSION = 2
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+SCHEMA_VERSION = 3
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 _V1_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -129,8 +131,23 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _v2_to_v3(db: sqlite3.Connection) -> None:
+    # Older results have no tiles: their rows keep an empty strongest tile and no map until rescanned.
+    _run_script(db, """
+        CREATE TABLE tiles (
+            result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+            x INTEGER NOT NULL,
+            y INTEGER NOT NULL,
+            w INTEGER NOT NULL,
+            h INTEGER NOT NULL,
+            p_fake REAL NOT NULL
+        );
+        CREATE INDEX tiles_result ON tiles(result_id, p_fake)
+    """)
+
+
 # version n → the function that turns a version-n case into version n+1, inside one transaction
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class CaseError(RuntimeError):
@@ -157,6 +174,17 @@ class CaseRow:
     scored_at: float | None
     path_bytes: bytes | None = None  # the exact name on disk
     notes: str | None = None  # e.g. "symbolic link to …", "animated (12 frames): scored on the first frame"
+    tile_x: int | None = None  # the strongest tile (the view with the highest P(fake)) and its score
+    tile_y: int | None = None
+    tile_w: int | None = None
+    tile_h: int | None = None
+    tile_p_fake: float | None = None
+
+    @property
+    def strongest_tile(self) -> Tile | None:
+        if self.tile_p_fake is None:
+            return None
+        return Tile(self.tile_x, self.tile_y, self.tile_w, self.tile_h, self.tile_p_fake)
 
     @property
     def fs_path(self) -> str:
@@ -178,15 +206,18 @@ class ModelScore:
 
 _ROW_SQL = """SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
                      r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at,
-                     f.path_bytes, r.notes
-              FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?"""
+                     f.path_bytes, r.notes, t.x, t.y, t.w, t.h, t.p_fake
+              FROM files f LEFT JOIN results r ON r.file_id = f.id AND r.model_id = ?
+              LEFT JOIN tiles t ON t.rowid = (SELECT rowid FROM tiles WHERE result_id = r.id
+                                              ORDER BY p_fake DESC, rowid LIMIT 1)"""
 _NUMBER, _TEXT = (int, float), (str,)
 # What each CaseRow column may hold besides NULL. SQLite stores whatever it is given (text in a REAL column,
 # say), so a hand-edited or damaged case is caught here instead of as a traceback in a report.
 _ROW_TYPES = {"file_id": (int,), "path": _TEXT, "sha256": _TEXT, "size": (int,), "width": (int,),
               "height": (int,), "format": _TEXT, "modified": _NUMBER, "model_id": _TEXT, "weights_sha256": _TEXT,
               "p_fake": _NUMBER, "label": _TEXT, "threshold": _NUMBER, "error": _TEXT, "scored_at": _NUMBER,
-              "path_bytes": (bytes,), "notes": _TEXT}
+              "path_bytes": (bytes,), "notes": _TEXT, "tile_x": (int,), "tile_y": (int,), "tile_w": (int,),
+              "tile_h": (int,), "tile_p_fake": _NUMBER}
 _NOT_NULL = {"file_id", "path", "path_bytes"}
 
 
@@ -256,6 +287,8 @@ class Case:
             # kept in step so that the previous release, which reads only this, refuses the case as newer
             self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
             self.db.commit()
+            if not in_memory:  # the new version and id into the file itself, where _identify reads them
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except BaseException:
             self.db.rollback()
             raise
@@ -304,10 +337,21 @@ class Case:
                                     f"is declared {have[name] or 'without a type'}, not {kind}")
 
     # ---- writing -----------------------------------------------------------------------------
-    def register_model(self, card) -> None:
+    def register_model(self, card) -> bool:
+        """Record the model; False when the case knew these weights with other input settings (a policy
+        changed with `models set`): scores given under the old settings must then not be reused."""
         with self.db:
-            self.db.execute("INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?)",
-                            (card.id, card.weights_sha256, card.name, card.architecture, card.to_json()))
+            row = self.db.execute("SELECT card_json FROM models WHERE model_id = ? AND weights_sha256 = ?",
+                                  (card.id, card.weights_sha256)).fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?)",
+                                (card.id, card.weights_sha256, card.name, card.architecture, card.to_json()))
+                return True
+            if _stored_input(row[0]) == json.loads(card.to_json())["input"]:
+                return True
+            self.db.execute("UPDATE models SET card_json = ? WHERE model_id = ? AND weights_sha256 = ?",
+                            (card.to_json(), card.id, card.weights_sha256))
+            return False
 
     def record(self, results: Iterable[ScanResult], *, thresholds=None, device: str = "") -> None:
         """Write a batch of results, and the findings of those that carry evidence, in one transaction."""
@@ -320,7 +364,7 @@ class Case:
                 # texts may quote the file name, which may hold undecodable bytes SQLite cannot store
                 error = readable(r.error) if r.error is not None else None
                 notes = "; ".join(readable(note) for note in r.notes) or None
-                self.db.execute(
+                written = self.db.execute(
                     """INSERT INTO results (file_id, sha256, model_id, weights_sha256, p_fake, label, threshold,
                            band_low, band_high, error, device, scored_at, reused, notes)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -334,6 +378,24 @@ class Case:
                     (file_id, r.sha256, r.model_id, r.weights_sha256, r.p_fake, r.label,
                      thresholds.threshold if thresholds else None, thresholds.low if thresholds else None,
                      thresholds.high if thresholds else None, error, device, now, int(r.reused), notes))
+                if written.rowcount:  # a new or replaced result: its tiles are replaced with it
+                    self._replace_tiles(file_id, r)
+
+    def _replace_tiles(self, file_id: int, r: ScanResult) -> None:
+        """The result's tiles; a score reused from the case takes the tiles of the result it came from."""
+        (result_id,) = self.db.execute("SELECT id FROM results WHERE file_id = ? AND model_id = ? AND "
+                                       "weights_sha256 = ?", (file_id, r.model_id, r.weights_sha256)).fetchone()
+        self.db.execute("DELETE FROM tiles WHERE result_id = ?", (result_id,))
+        if r.tiles:
+            self.db.executemany("INSERT INTO tiles (result_id, x, y, w, h, p_fake) VALUES (?, ?, ?, ?, ?, ?)",
+                                [(result_id, *tile) for tile in r.tiles])
+        elif r.reused and r.sha256:
+            self.db.execute(
+                """INSERT INTO tiles (result_id, x, y, w, h, p_fake)
+                   SELECT ?, x, y, w, h, p_fake FROM tiles WHERE result_id = (
+                       SELECT r.id FROM results r WHERE r.sha256 = ? AND r.model_id = ? AND r.weights_sha256 = ?
+                       AND r.id != ? AND EXISTS (SELECT 1 FROM tiles WHERE result_id = r.id) LIMIT 1)
+                   ORDER BY rowid""", (result_id, r.sha256, r.model_id, r.weights_sha256, result_id))
 
     def record_scanned_paths(self, paths: Iterable[str | Path]) -> None:
         """Remember what a scan was asked to examine (absolute), so reports never write among it."""
@@ -410,6 +472,25 @@ class Case:
             rows.append(row)
         return rows
 
+    def tiles_for(self, file_id: int, model_id: str, weights_sha256: str | None = None) -> list[Tile]:
+        """Every tile of one file's result for a model (its latest weights unless given), in scan order: the
+        tile map."""
+        rows = self.db.execute(
+            """SELECT t.x, t.y, t.w, t.h, t.p_fake FROM tiles t JOIN results r ON r.id = t.result_id
+               WHERE r.file_id = ? AND r.model_id = ? AND (? IS NULL OR r.weights_sha256 = ?)
+                 AND r.id = (SELECT id FROM results WHERE file_id = ? AND model_id = ?
+                             AND (? IS NULL OR weights_sha256 = ?) ORDER BY scored_at DESC, id DESC LIMIT 1)
+               ORDER BY t.rowid""",
+            (file_id, model_id, weights_sha256, weights_sha256, file_id, model_id, weights_sha256,
+             weights_sha256)).fetchall()
+        tiles = []
+        for row in rows:
+            if not (all(isinstance(v, int) for v in row[:4]) and isinstance(row[4], _NUMBER) and 0 <= row[4] <= 1):
+                raise CaseError(f"{self.shown} is a damaged Forensight case: a tile of file {file_id} holds "
+                                f"{_describe(row)}")
+            tiles.append(Tile(*row))
+        return tiles
+
     def scores_for_file(self, file_id: int) -> list[ModelScore]:
         """Every model's result for one file, newest first: how the detectors agree on it."""
         rows = self.db.execute(
@@ -478,7 +559,7 @@ def _identify(path: Path) -> bool:
         raise CaseError(f"cannot read {shown}: {exc.strerror or exc}") from None
     if not header:
         return True
-    if not header.startswith(_SQLITE_MAGIC) or len(header) < 100:
+    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
         raise CaseError(f"{shown} is not a Forensight case (it is not an SQLite database); refusing to open it "
                         "so that it is not changed")
     app_id = int.from_bytes(header[68:72], "big")
@@ -487,8 +568,8 @@ def _identify(path: Path) -> bool:
     refusal = _not_ours(shown, app_id, set(), None)
     if refusal:
         raise CaseError(refusal)
-    try:
-        db = _connect_readonly(path)
+    try:  # the file as it is on disk, ignoring any write-ahead log: reading a log creates an -shm file
+        db = _connect_readonly(path, immutable=True)
         try:
             tables = _tables(db)
             refusal = _not_ours(shown, app_id, tables, db)
@@ -499,7 +580,19 @@ def _identify(path: Path) -> bool:
                         "so that it is not changed") from None
     if refusal:
         raise CaseError(refusal)
+    if not tables and (int.from_bytes(header[60:64], "big") or _has_log(path)):
+        # a case is made with its tables in the file itself; a versioned or logged "empty" database is
+        # someone else's, whose tables may wait in its log
+        raise CaseError(f"{shown} is not a Forensight case (an SQLite database with a version or a write-ahead "
+                        "log of its own); refusing to open it so that it is not changed")
     return not tables
+
+
+def _has_log(path: Path) -> bool:
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
 
 
 def _not_ours(shown: str, app_id: int, tables: set[str], db: sqlite3.Connection | None) -> str | None:
@@ -518,13 +611,12 @@ def _not_ours(shown: str, app_id: int, tables: set[str], db: sqlite3.Connection 
     return f"{shown} is not a Forensight case (it holds tables: {listed}); {refuse}"
 
 
-def _connect_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that cannot change the file. Without a write-ahead log beside it the file is opened as
-    immutable, which also keeps SQLite from creating -wal and -shm files next to it (it does so even for a
-    read-only connection to a WAL database); with one, the log is read too (its side files exist already)."""
-    uri = "file:" + pathname2url(os.path.abspath(path))
-    wal = Path(f"{path}-wal")
-    mode = "?mode=ro" if wal.exists() else "?mode=ro&immutable=1"
+def _connect_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
+    """A connection that cannot change the file. `immutable` (and any file without a write-ahead log beside
+    it) also keeps SQLite from creating -wal and -shm files next to it, which it does even for a read-only
+    connection to a WAL database; only a file already known to be our case has its log read."""
+    uri = "file:" + quote(os.fsencode(os.path.abspath(path)))  # any bytes: the name need not be UTF-8
+    mode = "?mode=ro" if not immutable and _has_log(path) else "?mode=ro&immutable=1"
     return sqlite3.connect(uri + mode, uri=True, timeout=30)
 
 
@@ -561,6 +653,22 @@ def _expected_columns() -> dict[str, dict[str, str]]:
         MIGRATIONS[version](db)
     return {table: {name: kind for _, name, kind, *_ in db.execute(f"PRAGMA table_info({table})")}
             for table in sorted(_tables(db))}
+
+
+def _stored_input(card_json: object) -> object:
+    """The input settings of a card stored in the case (None when unreadable). A card stored before the
+    policies with views existed lacks their fields: those are filled in as the defaults it was scanned with."""
+    from dataclasses import asdict
+
+    from models.card import InputSpec
+
+    try:
+        stored = json.loads(card_json)["input"]
+    except (TypeError, ValueError, KeyError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    return json.loads(json.dumps(asdict(InputSpec()) | stored))
 
 
 def _storable_json(text: str) -> str:

@@ -16,6 +16,10 @@ from app.logs import LEVELS, setup_logging
 from models.paths import readable
 
 
+# models.card.INPUT_POLICIES, written out so that the parser does not load torch (a test keeps them equal)
+POLICY_CHOICES = ("resize", "resize_center_crop", "center_crop", "tiles", "full", "five_crop", "ten_crop")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, whatever a library tries
     parser = build_parser()
@@ -99,15 +103,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", dest="model_id", help="library id (default: from the file name)")
     p.add_argument("--name", help="display name")
     p.add_argument("--fake-index", type=int, choices=(0, 1), help="which of two logits means fake (default 1)")
-    p.add_argument("--policy", choices=("resize", "resize_center_crop", "center_crop"), help="input policy")
+    p.add_argument("--policy", choices=POLICY_CHOICES, help="input policy (see README: How a scan works)")
     p.add_argument("--threshold", type=float)
+    p.add_argument("--family", help="published detector family (default: recognised from the file; see "
+                   "`forensight models catalogue`)")
+    p.add_argument("--fake-label", metavar="LABEL", help="Hugging Face model: the label(s) that mean fake, "
+                   "comma-separated (default: from id2label)")
+    for option, kind, text in (("--size", int, "input side in pixels"), ("--resize", int, "shorter side before "
+                               "the centre crop"), ("--mean", str, "R,G,B mean of the 0..1 pixels"),
+                               ("--std", str, "R,G,B std"), ("--interpolation", str, "bilinear, bicubic, lanczos "
+                               "or nearest")):
+        p.add_argument(option, type=kind, help=f"ONNX model: {text}")
+    p.add_argument("--input-json", type=Path, metavar="FILE", help="ONNX model: the input settings as a JSON "
+                   'object, e.g. {"policy": "resize", "size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}')
     p.set_defaults(run=cmd_models_import)
+    p = msub.add_parser("catalogue", help="published detectors Forensight can import, and which are installed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_models_catalogue)
     p = msub.add_parser("remove", help="delete a model you imported or trained")
     p.add_argument("id")
     p.set_defaults(run=cmd_models_remove)
     p = msub.add_parser("default", help="make a model the default for scans")
     p.add_argument("id")
     p.set_defaults(run=cmd_models_default)
+    p = msub.add_parser("set", help="change how one of your models analyses a picture (its input policy)")
+    p.add_argument("id")
+    p.add_argument("settings", nargs="+", metavar="input.FIELD=VALUE",
+                   help="e.g. input.policy=tiles input.tile_stride=112 input.max_tiles=64 input.aggregation=max")
+    p.set_defaults(run=cmd_models_set)
 
     from app.cli_training import add_training_commands
 
@@ -161,32 +184,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     check_scan_outputs(args)  # before the model loads: a mistyped --csv costs a second, not a scan
 
     from app.case import Case, CaseError
-    from app.csv_export import export_csv
-    from app.scanning import list_entries, run_scan
-    from models.card import CardError
-    from models.checkpoints import CheckpointError
-    from models.device import DeviceError, describe_device, select_device
+    from app.scanning import list_entries
+    from models.device import describe_device
     from models.engine import ScanEngine
-    from models.labels import Thresholds
-    from models.library import ModelLibrary, ModelNotFoundError, NoModelError
 
-    library = ModelLibrary()
-    try:
-        entry = library.resolve(args.model)
-        device = select_device(args.device)
-        model = library.load(entry)
-    except (ModelNotFoundError, NoModelError, DeviceError, CheckpointError, CardError) as exc:
-        raise UsageError(str(exc).strip("'\"")) from None
-    card = model.card
-    try:
-        if args.threshold is None and args.band is None:
-            thresholds = Thresholds.around(card.threshold, card.inconclusive_band)
-        else:
-            threshold = card.threshold if args.threshold is None else args.threshold
-            thresholds = Thresholds.around(threshold, parse_band(args.band) if args.band else None)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
+    model, device = load_scan_model(args)
+    thresholds = scan_thresholds(args, model.card)
     entries = list_entries(args.paths, args.recursive)
     case_path, csv_path = check_scan_outputs(args, entries)  # again with every file found (links included)
     try:
@@ -195,43 +198,83 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     engine = ScanEngine(model, device=device, batch_size=args.batch_size, workers=args.workers,
                         thresholds=thresholds)
-    err = sys.stderr
+    card = model.card
     print(f"Model {card.id} ({card.architecture}, weights {card.weights_sha256[:12]}) on "
           f"{describe_device(device)}; threshold {thresholds.threshold:g}, inconclusive "
-          f"{thresholds.low:g}-{thresholds.high:g}", file=err)
-    print(f"{len(entries)} files; case {readable(case_path)}", file=err)
+          f"{thresholds.low:g}-{thresholds.high:g}", file=sys.stderr)
+    print(f"{len(entries)} files; case {readable(case_path)}", file=sys.stderr)
+    with case:
+        summary = scan_with_progress(case, engine, entries, args)
+        if summary is None:
+            print(f"\nInterrupted. {case.count_results(card.id)} results are saved in {readable(case_path)}; "
+                  "run the same command to finish.", file=sys.stderr)
+            return 130
+        for line in summary.lines():
+            print(line)
+        print(f"Case: {readable(case_path)}")
+        if csv_path:
+            print(f"CSV: {readable(csv_path)} ({write_scan_csv(case, card.id, summary, csv_path)} rows)")
+    return 0
+
+
+def load_scan_model(args: argparse.Namespace):
+    from models.card import CardError
+    from models.checkpoints import CheckpointError
+    from models.device import DeviceError, select_device
+    from models.library import ModelLibrary, ModelNotFoundError, NoModelError
+
+    library = ModelLibrary()
+    try:
+        entry = library.resolve(args.model)
+        device = select_device(args.device)
+        return library.load(entry), device
+    except (ModelNotFoundError, NoModelError, DeviceError, CheckpointError, CardError) as exc:
+        raise UsageError(str(exc).strip("'\"")) from None
+
+
+def scan_thresholds(args: argparse.Namespace, card):
+    from models.labels import Thresholds
+
+    try:
+        if args.threshold is None and args.band is None:
+            return Thresholds.around(card.threshold, card.inconclusive_band)
+        threshold = card.threshold if args.threshold is None else args.threshold
+        return Thresholds.around(threshold, parse_band(args.band) if args.band else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def scan_with_progress(case, engine, entries, args: argparse.Namespace):
+    """The scan's summary, or None when it was interrupted (what was scored is kept in the case)."""
+    from app.output_guard import OutputRefused
+    from app.scanning import run_scan
 
     progress = None
     if not args.quiet:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(entries), unit="file", file=err, dynamic_ncols=True, mininterval=0.5,
+        progress = tqdm(total=len(entries), unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                         smoothing=0.1)
     on_batch = (lambda batch, _summary: progress.update(len(batch))) if progress is not None else None
     try:
-        summary = run_scan(case, engine, entries, on_batch=on_batch, roots=args.paths)
+        return run_scan(case, engine, entries, on_batch=on_batch, roots=args.paths)
     except KeyboardInterrupt:
-        if progress is not None:
-            progress.close()
-        done = case.count_results(card.id)
-        print(f"\nInterrupted. {done} results are saved in {readable(case_path)}; run the same command to "
-              "finish.", file=err)
-        return 130
+        return None
+    except OutputRefused as exc:
+        raise UsageError(str(exc)) from None
     finally:
         if progress is not None:
             progress.close()
-    for line in summary.lines():
-        print(line)
-    print(f"Case: {readable(case_path)}")
-    if csv_path:
-        try:
-            written = export_csv(case, case.rows(card.id, paths=summary.paths), csv_path)
-        except OSError as exc:
-            raise UsageError(f"cannot write {readable(csv_path)}: {exc.strerror or exc}; the results are safe "
-                             f"in the case {readable(case_path)}") from None
-        print(f"CSV: {readable(csv_path)} ({written} rows)")
-    case.close()
-    return 0
+
+
+def write_scan_csv(case, model_id: str, summary, csv_path: Path) -> int:
+    from app.csv_export import export_csv
+
+    try:
+        return export_csv(case, case.rows(model_id, paths=summary.paths), csv_path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {readable(csv_path)}: {exc.strerror or exc}; the results are safe "
+                         f"in the case {readable(case.path)}") from None
 
 
 # ---- models ----------------------------------------------------------------------------------------
@@ -270,13 +313,59 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models_import(args: argparse.Namespace) -> int:
+    spec = _input_options(args)
     with library_errors_as_usage(f"cannot import {args.path}: "):
         entry = _library().import_path(args.path, architecture=args.arch, model_id=args.model_id,
                                        name=args.name, fake_index=args.fake_index, policy=args.policy,
-                                       threshold=args.threshold)
+                                       threshold=args.threshold, family=args.family, fake_label=args.fake_label,
+                                       input_spec=spec)
     card = entry.card
-    print(f"Imported {card.id}: {card.architecture}, {card.num_logits} logit(s) ({card.output}), "
-          f"weights {card.weights_sha256[:12]}")
+    family = f" [{card.family}]" if card.family else ""
+    print(f"Imported {card.id}{family}: {card.architecture}, {card.num_logits} logit(s) ({card.output}), "
+          f"input {card.input.policy} {card.input.size}, weights {card.weights_sha256[:12]}")
+    return 0
+
+
+def _input_options(args: argparse.Namespace) -> dict | None:
+    """--input-json and --size/--resize/--mean/--std/--interpolation as one dict (the options win)."""
+    spec: dict = {}
+    if args.input_json:
+        try:
+            spec = json.loads(args.input_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read --input-json {args.input_json}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise UsageError("--input-json must hold a JSON object of input settings")
+    for name in ("size", "resize", "interpolation"):
+        if getattr(args, name) is not None:
+            spec[name] = getattr(args, name)
+    for name in ("mean", "std"):
+        if getattr(args, name) is not None:
+            try:
+                values = [float(v) for v in getattr(args, name).split(",")]
+            except ValueError:
+                raise UsageError(f"--{name} expects three numbers R,G,B such as 0.5,0.5,0.5") from None
+            spec[name] = values * 3 if len(values) == 1 else values
+    return spec or None
+
+
+def cmd_models_catalogue(args: argparse.Namespace) -> int:
+    from models.families import catalogue_status
+
+    rows = catalogue_status(_library())
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    for row in rows:
+        installed = ", ".join(row["installed"]) or "not installed"
+        print(f"{row['id']:<20} {row['name']}  [{row['status']}; {installed}]")
+        if row["paper"]:
+            print(f"    {row['paper']} ({row['venue']})")
+        for item in row["files"]:
+            print(f"    file {item['file']}: {item['download']}")
+        if row["licence"]:
+            print(f"    licence: {row['licence']}")
+    print("Import a downloaded file with `forensight models import FILE` (a Hugging Face model: its folder).")
     return 0
 
 
@@ -284,6 +373,20 @@ def cmd_models_remove(args: argparse.Namespace) -> int:
     with library_errors_as_usage():
         _library().remove(args.id)
     print(f"Removed {args.id}")
+    return 0
+
+
+def cmd_models_set(args: argparse.Namespace) -> int:
+    from models.input_settings import parse_settings, set_model_input
+    from models.preprocess import describe_policy
+
+    try:
+        changes = parse_settings(args.settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with library_errors_as_usage(f"cannot change {args.id}: "):
+        entry = set_model_input(_library(), args.id, changes)
+    print(f"{args.id} now looks at {describe_policy(entry.card.input)}")
     return 0
 
 

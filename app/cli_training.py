@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app.errors import UsageError, library_errors_as_usage
+from app.output_guard import JSON
 
 
 def add_training_commands(sub) -> None:
@@ -33,7 +34,9 @@ def add_training_commands(sub) -> None:
     p.add_argument("--data", required=True, type=Path, help="dataset folder (real/ and fake/, see README)")
     p.add_argument("--name", required=True, help="id of the new model in the library")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override any recipe field, e.g. --set lr=3e-4 --set blur_prob=0.1 (repeatable)")
+                   help="override any recipe field, e.g. --set lr=3e-4 --set blur_prob=0.1, or how the trained "
+                        "model's scans look at a picture: --set input.policy=tiles --set input.aggregation=max "
+                        "(repeatable)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
@@ -60,10 +63,21 @@ def add_training_commands(sub) -> None:
     p.set_defaults(run=cmd_evaluate)
 
 
+def checked_output(path: Path, kind: str, data: Path) -> Path:
+    from app.output_guard import Evidence, OutputRefused, check_output
+
+    try:
+        return check_output(path, kind, Evidence(folders=[data]), create_folder=True)
+    except OutputRefused as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_data_inspect(args: argparse.Namespace) -> int:
     from training.data import LayoutError
     from training.inspect_data import format_report, inspect_dataset
 
+    if args.json:  # never into the data it inspects, never over a file that is not a JSON report
+        args.json = checked_output(args.json, JSON, args.path)
     try:
         report = inspect_dataset(args.path)
     except LayoutError as exc:
@@ -188,6 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.data import LayoutError
     from training.evaluate import evaluate
 
+    checked_output(args.out / "report.json", JSON, args.data)  # the report folder is never among the data
     with library_errors_as_usage():
         model = ModelLibrary().load(args.model)
     bars: dict = {}

@@ -12,6 +12,7 @@ from app.evidence.findings import Finding
 
 COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc",
            "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc", "notes",
+           "strongest_tile_x", "strongest_tile_y", "strongest_tile_w", "strongest_tile_h", "strongest_tile_p_fake",
            "camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -29,9 +30,11 @@ def _utc(timestamp: float | None) -> str:
 
 
 def row_values(row: CaseRow) -> list[object]:
+    tile = row.strongest_tile  # where in the picture the evidence is strongest (the whole view for one view)
     return [row.path, Path(row.path).name, row.sha256, row.size, row.width, row.height, row.format,
             _utc(row.modified), "" if row.p_fake is None else f"{row.p_fake:.6f}", row.label,
-            row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at), row.notes]
+            row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at), row.notes,
+            *((tile.x, tile.y, tile.w, tile.h, f"{tile.p_fake:.6f}") if tile else ("",) * 5)]
 
 
 def evidence_values(findings: list[Finding]) -> list[object]:

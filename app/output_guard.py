@@ -13,12 +13,12 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
+from app.case import SQLITE_MAGIC
 from models.discovery import absolute
 from models.paths import readable
 
-CASE, CSV, PDF, SHA256 = "case database", "CSV", "PDF report", "SHA-256 file"
+CASE, CSV, PDF, SHA256, JSON = "case database", "CSV", "PDF report", "SHA-256 file", "JSON report"
 CASE_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _PDF_TAIL = 4 << 20  # the PDF's Info dictionary (its /Creator) is written near the end
 _SHA256_LINE = re.compile(rb"^[0-9a-f]{64}  [^\n]+\n?$")
 
@@ -28,19 +28,39 @@ class OutputRefused(ValueError):
 
 
 class Evidence:
-    """The files being examined and the folders that hold them: nothing may be written there."""
+    """The files being examined and the folders that hold them: nothing may be written there.
 
-    def __init__(self, files: Iterable[str | Path] = (), folders: Iterable[str | Path] = ()) -> None:
-        self.files = {absolute(f) for f in files}
-        self.folders = {absolute(f) for f in folders} | {f.parent for f in self.files}
-        self._ids = {_file_id(f) for f in self.files} - {None}
+    Folders are compared by identity (device and inode) as well as by name, so an output cannot slip in
+    through a symbolic link, a bind mount or a case-insensitive file system. `relative_files` are names a
+    case of the first release stored relative to a folder it did not record: an output whose path ends with
+    one of them, or with one of their folders, is refused wherever the command runs."""
+
+    def __init__(self, files: Iterable[str | Path] = (), folders: Iterable[str | Path] = (),
+                 relative_files: Iterable[str | Path] = ()) -> None:
+        files = [absolute(f) for f in files]
+        folders = [absolute(f) for f in folders]
+        self.files = set(files)
+        self._file_ids = {_file_id(f) for f in files} - {None}
+        self.folders = set(folders) | {f.parent for f in files}
+        self.folders |= {_real(f) for f in folders} | {_real(f).parent for f in files}  # link targets
+        self._folder_ids = {_file_id(f) for f in self.folders} - {None}
+        self._relative = [Path(f).parts for f in relative_files]
 
     def holds(self, path: Path) -> bool:
-        return path in self.files or (_file_id(path) in self._ids)
+        parts = _real(path).parts
+        return (path in self.files or _file_id(path) in self._file_ids
+                or any(parts[-len(rel):] == rel for rel in self._relative))
 
     def folder_of(self, path: Path) -> Path | None:
         """The scanned folder `path` would land in (its own folder or any folder above it), if any."""
-        return next((p for p in (path.parent, *path.parent.parents) if p in self.folders), None)
+        for folder in (path.parent, *path.parent.parents):
+            if folder in self.folders or _file_id(folder) in self._folder_ids:
+                return folder
+        parts = _real(path.parent).parts
+        for rel in self._relative:
+            if len(rel) > 1 and parts[-(len(rel) - 1):] == rel[:-1]:
+                return path.parent
+        return None
 
 
 def scan_evidence(paths: Iterable[Path], entries: Iterable = ()) -> Evidence:
@@ -55,8 +75,10 @@ def case_evidence(case) -> Evidence:
     """Every file a case examined (under the exact name it was opened by) and what its scans were asked to
     examine (a scanned folder may hold no file directly, only sub-folders)."""
     named = [Path(p) for p in case.scanned_paths()]
-    return Evidence(files=[row.fs_path for row in case.rows()] + [p for p in named if not p.is_dir()],
-                    folders=[p for p in named if p.is_dir()])
+    stored = [Path(row.fs_path) for row in case.rows()]
+    return Evidence(files=[p for p in stored if p.is_absolute()] + [p for p in named if not p.is_dir()],
+                    folders=[p for p in named if p.is_dir()],
+                    relative_files=[p for p in stored if not p.is_absolute()])
 
 
 def check_output(target: Path, kind: str, evidence: Evidence, *, create_folder: bool = False) -> Path:
@@ -117,11 +139,13 @@ def _looks_like(path: Path, kind: str) -> bool:
     try:
         with open(path, "rb") as handle:
             if kind == CASE:
-                return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC or path.name.endswith(CASE_SIDE_SUFFIXES)
+                return _is_sqlite_file(path, handle)
             if kind == CSV:
                 from app.csv_export import COLUMNS
 
                 return handle.read(2048).lstrip(b"\xef\xbb\xbf").startswith(",".join(COLUMNS[:3]).encode())
+            if kind == JSON:
+                return handle.read(64).lstrip().startswith(b"{")
             if kind == SHA256:
                 return _SHA256_LINE.match(handle.read(4096)) is not None
             if kind == PDF:
@@ -135,9 +159,34 @@ def _looks_like(path: Path, kind: str) -> bool:
     return False
 
 
+def _is_sqlite_file(path: Path, handle) -> bool:
+    """A database, or one of SQLite's side files by its own header (never by its name alone: someone's
+    notes called `x.sqlite-journal` would be deleted by SQLite)."""
+    head = handle.read(16)
+    if path.name.endswith("-wal"):
+        return head[:4] in (b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")
+    if path.name.endswith("-journal"):
+        return head[:8] == b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7"
+    if path.name.endswith("-shm"):  # no magic of its own: it belongs to the database beside it
+        main = path.with_name(path.name[:-len("-shm")])
+        try:
+            with open(main, "rb") as database:
+                return database.read(16) == SQLITE_MAGIC
+        except OSError:
+            return False
+    return head == SQLITE_MAGIC
+
+
+def _real(path: Path) -> Path:
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return path
+
+
 def _file_id(path: Path) -> tuple[int, int] | None:
     try:
         info = path.stat()
-    except OSError:
+    except (OSError, ValueError):
         return None
     return info.st_dev, info.st_ino

@@ -10,6 +10,7 @@ from typing import Callable, Iterable
 
 from app.case import Case
 from app.evidence import analyse
+from app.output_guard import CASE, check_output, scan_evidence
 from models.device import describe_device
 from models.discovery import Entry, absolute, discover
 from models.engine import CancelToken, ScanEngine, ScanResult
@@ -67,11 +68,14 @@ def run_scan(case: Case, engine: ScanEngine, entries: list[Entry], *, cancel: Ca
              evidence: bool = True, roots: Iterable[Path] = ()) -> ScanSummary:
     """Scan `entries` (found under `roots`, the folders and files the user named) into `case`; with
     `evidence`, each file's metadata findings are stored beside its score."""
+    roots = list(roots)
+    # the last word for the CLI and the app alike: with every file found, the case must not be among them
+    check_output(case.path, CASE, scan_evidence(roots, entries))
     summary = ScanSummary(total=len(entries))
     card = engine.card
     case.record_scanned_paths(absolute(root) for root in roots)
-    case.register_model(card)
-    prior = case.prior_scores(card.id, card.weights_sha256)
+    same_input = case.register_model(card)
+    prior = case.prior_scores(card.id, card.weights_sha256) if same_input else {}  # else rescore everything
     device = describe_device(engine.device)
     start = time.perf_counter()
     cancel = cancel or CancelToken()

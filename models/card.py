@@ -18,7 +18,15 @@ from models.registry import ARCHITECTURES, get_architecture
 
 CARD_FORMAT = "forensight-model-card"
 CARD_VERSION = 1
-INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop")
+INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop", "tiles", "full", "five_crop", "ten_crop")
+# Policies that look at native-resolution pixels (several views or the whole picture): never draft-decoded.
+MULTI_VIEW_POLICIES = ("tiles", "full", "five_crop", "ten_crop")
+AGGREGATIONS = ("max", "mean_logit", "top_k_mean")
+SMALL_IMAGE_RULES = ("pad", "upscale")
+MAX_TILES = 256
+# The views of one image wait as uint8 tensors for their batch: 16 M pixels (48 MB) each at most, so that the
+# decode queue's images cannot fill the memory whatever max_tiles and size a card asks for.
+MAX_VIEW_PIXELS = 1 << 24
 INTERPOLATIONS = ("bilinear", "bicubic", "lanczos", "nearest")
 _ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 ID_RULE = "1-64 characters of a-z, 0-9, '.', '_' or '-', starting with a letter or digit"
@@ -44,7 +52,10 @@ class CardError(ValueError):
 
 @dataclass
 class InputSpec:
-    policy: str = "resize_center_crop"  # resize (squash to size×size) | resize_center_crop | center_crop
+    # resize (squash to size×size) | resize_center_crop | center_crop | tiles (native-resolution tiles over the
+    # whole picture) | full (the whole picture at native resolution) | five_crop | ten_crop (corners + centre,
+    # ten with their mirror images)
+    policy: str = "resize_center_crop"
     size: int = 224
     resize: int = 256  # shorter side before the crop (resize_center_crop only)
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -52,10 +63,32 @@ class InputSpec:
     interpolation: str = "bilinear"  # bilinear | bicubic | lanczos | nearest
     background: tuple[int, int, int] = (255, 255, 255)  # transparent pixels are composited over this
     jpeg_draft: bool = True  # decode big JPEGs at reduced size when the policy resizes anyway
+    tile_stride: int | None = None  # tiles: pixels between tile origins; None = size (tiles touch)
+    max_tiles: int = 64  # tiles: beyond this many, fewer tiles are spread evenly over the picture
+    aggregation: str = "max"  # several views → one P(fake): max | mean_logit | top_k_mean
+    top_k: int = 3  # top_k_mean: how many of the strongest views are averaged
+    full_max_pixels: int = 4_194_304  # full: a bigger picture is analysed on its central part of this area
+    small_image: str = "pad"  # a side shorter than size: pad (black, centred) | upscale (short side to size)
 
     @property
     def resizes(self) -> bool:
-        return self.policy != "center_crop"
+        return self.policy not in ("center_crop", *MULTI_VIEW_POLICIES)
+
+    @property
+    def stride(self) -> int:
+        return self.tile_stride or self.size
+
+    @property
+    def max_views(self) -> int:
+        """How many views of one image the policy gives the model at most."""
+        return {"tiles": self.max_tiles, "five_crop": 5, "ten_crop": 10}.get(self.policy, 1)
+
+    @property
+    def view_pixels(self) -> int:
+        """The most pixels the views of one image hold together (what waits in memory for the model)."""
+        if self.policy == "full":
+            return self.full_max_pixels
+        return self.max_views * self.size * self.size
 
     def validate(self) -> None:
         _check_choice("input.policy", self.policy, INPUT_POLICIES)
@@ -67,6 +100,19 @@ class InputSpec:
         _check_choice("input.interpolation", self.interpolation, INTERPOLATIONS)
         _check_numbers("input.background", self.background, 0, 255, integers=True)
         _check_bool("input.jpeg_draft", self.jpeg_draft)
+        if self.tile_stride is not None:
+            _check_int("input.tile_stride", self.tile_stride, 1, self.size,
+                       f"null (the tile size) or an integer from 1 to input.size ({self.size}), so tiles leave "
+                       "no gaps")
+        _check_int("input.max_tiles", self.max_tiles, 1, min(MAX_TILES, MAX_VIEW_PIXELS // self.size ** 2),
+                   f"an integer from 1 to {min(MAX_TILES, MAX_VIEW_PIXELS // self.size ** 2)} (at most "
+                   f"{MAX_TILES} tiles and {MAX_VIEW_PIXELS:,} tile pixels per image)")
+        _check_choice("input.aggregation", self.aggregation, AGGREGATIONS)
+        _check_int("input.top_k", self.top_k, 1, self.max_tiles, f"an integer from 1 to input.max_tiles "
+                                                                 f"({self.max_tiles})")
+        _check_int("input.full_max_pixels", self.full_max_pixels, self.size ** 2, MAX_VIEW_PIXELS,
+                   f"an integer from input.size² ({self.size ** 2:,}) to {MAX_VIEW_PIXELS:,}")
+        _check_choice("input.small_image", self.small_image, SMALL_IMAGE_RULES)
 
 
 @dataclass
@@ -88,6 +134,10 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     learning_curve: list[dict[str, Any]] = field(default_factory=list)
     default: bool = False  # a shipped model that the library selects when the user chose none
+    # A published detector's family (models/families: "cnndetection", "npr", "huggingface", ...; "" = none) and
+    # what that family needs to rebuild the network (a Hugging Face config, an ONNX file's input name): plain data
+    family: str = ""
+    family_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> str:
@@ -104,6 +154,9 @@ class ModelCard:
         if not isinstance(self.input, InputSpec):
             _refuse("input", self.input, "an object of input settings")
         self.input.validate()
+        if self.input.policy == "full" and not _takes_any_size(self.architecture):
+            _refuse("input.policy", self.input.policy, f"a policy with fixed-size views: {self.architecture} "
+                                                        "takes only its own input size (use tiles)")
         if not _is_number(self.threshold) or not 0 <= self.threshold <= 1:
             _refuse("threshold", self.threshold, "a number from 0 to 1")
         band = self.inconclusive_band
@@ -125,6 +178,10 @@ class ModelCard:
         if not isinstance(self.learning_curve, list):
             _refuse("learning_curve", self.learning_curve, "a list")
         _check_bool("default", self.default)
+        if not (self.family == "" or is_valid_model_id(self.family)):
+            _refuse("family", self.family, "empty or a family name such as \"npr\" (a-z, 0-9, '.', '_', '-')")
+        if not isinstance(self.family_config, dict):
+            _refuse("family_config", self.family_config, "an object")
 
     def to_json(self) -> str:
         data = {"format": CARD_FORMAT, "format_version": CARD_VERSION, **asdict(self)}
@@ -188,6 +245,12 @@ def default_input_spec(architecture: str) -> InputSpec:
                      mean=arch.mean, std=arch.std)
 
 
+def _takes_any_size(architecture: str) -> bool:
+    """Whether the network accepts any picture size (global pooling before its head). A ViT's position
+    embeddings and simple_cnn's flattening head fix the size."""
+    return not get_architecture(architecture).is_vit and architecture != "simple_cnn"
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -231,7 +294,10 @@ def _as_tuple(value: Any) -> Any:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    # an int is finite whatever its size (math.isfinite(10**400) raises OverflowError)
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _check_int(name: str, value: Any, low: int, high: int, rule: str | None = None) -> None:

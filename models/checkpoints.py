@@ -65,6 +65,11 @@ def write_safetensors(state: StateDict, path: Path) -> None:
 
 def read_torch_checkpoint(path: Path) -> StateDict:
     """A .pth/.pt/.bin file as a flat state dict, refusing anything that is not plain tensors."""
+    return flatten_state(read_torch_object(path), Path(path).name)
+
+
+def read_torch_object(path: Path) -> object:
+    """What a .pth/.pt/.bin file holds (dicts, lists, numbers and tensors only), before any unwrapping."""
     path = Path(path)
     check_checkpoint_file(path)
     if zipfile.is_zipfile(path):
@@ -85,7 +90,7 @@ def read_torch_checkpoint(path: Path) -> StateDict:
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint ({exc})") from None
-    return _flatten_state(obj, path.name)
+    return obj
 
 
 def _looks_like_pickle(path: Path) -> bool:
@@ -94,7 +99,7 @@ def _looks_like_pickle(path: Path) -> bool:
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
-def _flatten_state(obj: object, name: str) -> StateDict:
+def flatten_state(obj: object, name: str) -> StateDict:
     for _ in range(3):  # unwrap {'model': {...}} / {'state_dict': {...}} as training scripts save them
         if isinstance(obj, dict) and not _is_tensor_dict(obj):
             inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
@@ -133,11 +138,17 @@ def infer_architecture(state: StateDict) -> tuple[str, int]:
 def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
     """Build the card's architecture and load the weights strictly, explaining any mismatch."""
     arch = get_architecture(card.architecture)
-    head = state.get(arch.head_weight)
-    if head is not None and head.ndim == 2 and head.shape[0] != card.num_logits:
-        raise CardError(f"the weights have {head.shape[0]} output logit(s) but the card says {card.num_logits}")
-    module = build_model(card.architecture, card.num_logits)
-    expected = module.state_dict()
+    if arch.external:  # rebuilt from the card (a Hugging Face config): the file holds the wrapped model's weights
+        from models.families import external_module
+
+        module = external_module(card)
+    else:
+        head = state.get(arch.head_weight)
+        if head is not None and head.ndim == 2 and head.shape[0] != card.num_logits:
+            raise CardError(f"the weights have {head.shape[0]} output logit(s) but the card says {card.num_logits}")
+        module = build_model(card.architecture, card.num_logits)
+    target = getattr(module, "weights_module", module)
+    expected = target.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
@@ -157,7 +168,7 @@ def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
     if broken is not None:
         raise CheckpointError(f"weights hold NaN or infinite values (e.g. in {broken}): refusing a model that "
                               "would score NaN")
-    module.load_state_dict(state, strict=True)
+    target.load_state_dict(state, strict=True)
     return module.eval()
 
 

@@ -13,16 +13,17 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
+from PIL import Image
 
 from models.device import select_device
 from models.discovery import Entry
 from models.imaging import ImageDecodeError, decoding, read_file
 from models.labels import Thresholds
 from models.library import LoadedModel
-from models.preprocess import Normalizer, draft_size, geometry_transform
+from models.preprocess import Box, Normalizer, draft_size, geometry_transform, image_views
 from models.registry import get_architecture
 
 
@@ -49,6 +50,15 @@ class PriorScore:
     format: str | None = None
 
 
+class Tile(NamedTuple):
+    """One view's score and the part of the picture it showed (pixels, EXIF orientation applied)."""
+    x: int
+    y: int
+    w: int
+    h: int
+    p_fake: float
+
+
 @dataclass
 class ScanResult:
     path: str
@@ -66,6 +76,7 @@ class ScanResult:
     reused: bool = False  # score taken from the case, not recomputed
     notes: list[str] = field(default_factory=list)
     evidence: Any = None  # what the scan's analyzer returned for the file's bytes (None without one)
+    tiles: list[Tile] = field(default_factory=list)  # every view's score (one for single-view policies)
 
     @property
     def ok(self) -> bool:
@@ -76,7 +87,8 @@ class ScanResult:
 class _Prepared:
     entry: Entry
     result: ScanResult
-    tensor: torch.Tensor | None = None  # uint8 (3, H, W), ready to batch
+    views: list[torch.Tensor] = field(default_factory=list)  # uint8 (3, H, W) each, ready to batch
+    boxes: list[Box] = field(default_factory=list)  # where each view comes from in the picture
 
 
 # Called in a worker thread with the very bytes that were hashed, so extra checks never re-read the file.
@@ -98,6 +110,11 @@ class ScanEngine:
         self.normalize = Normalizer(self.card.input, self.device)
         self.geometry = geometry_transform(self.card.input)
         self.draft = draft_size(self.card.input)
+        # Decoded-and-cut images waiting for the device: about three batches of views, but never fewer images
+        # than the workers decode at once (their views are bounded by the card: MAX_VIEW_PIXELS an image).
+        spec = self.card.input
+        per_batch = self.batch_size * spec.size * spec.size
+        self.lookahead = max(self.workers + 1, min(self.batch_size * 3, 3 * per_batch // spec.view_pixels))
 
     # ---- public ------------------------------------------------------------------------------
     def scan(self, entries: Iterable[Entry | Path | str], *, prior: Mapping[str, PriorScore] | None = None,
@@ -115,7 +132,7 @@ class ScanEngine:
         prior = prior or {}
         cancel = cancel or CancelToken()
         source = (e if isinstance(e, Entry) else Entry(Path(e)) for e in entries)
-        lookahead = self.batch_size * 3
+        lookahead = self.lookahead
         pending: deque[Future] = deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="forensight-decode") as pool:
             try:
@@ -131,7 +148,7 @@ class ScanEngine:
                 while pending and not cancel.cancelled:
                     ready.append(pending.popleft().result())
                     refill()
-                    if sum(p.tensor is not None for p in ready) >= self.batch_size:
+                    if sum(len(p.views) for p in ready) >= self.batch_size:
                         yield self._finish(ready)
                         ready = []
                 if ready and not cancel.cancelled:
@@ -142,10 +159,30 @@ class ScanEngine:
 
     def predict_tensors(self, batch: torch.Tensor) -> torch.Tensor:
         """P(fake) for a uint8 batch (N, 3, H, W): the model-only path, also used by benchmarks."""
+        return torch.sigmoid(self.fake_logits(batch))
+
+    def fake_logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """The logit of P(fake) per view of a uint8 batch (NaN where the model gave no valid output)."""
         x = self.normalize(batch.to(self.device, non_blocking=True)).contiguous(memory_format=self.memory_format)
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             logits = self.module(x).float()
-        return probabilities(logits, self.card.num_logits, self.card.fake_index).cpu()
+        return fake_logits(logits, self.card.num_logits, self.card.fake_index).cpu()
+
+    def score_images(self, images: list[Image.Image]) -> list[tuple[float, list[Tile]]]:
+        """(P(fake), tiles) per decoded picture, through the card's policy and aggregation: what a scan of the
+        same pixels gives (evaluation's robustness sweeps use it on perturbed pictures)."""
+        views = [list(image_views(self.card.input, image)) for image in images]
+        logits = self._forward([v for per_image in views for v, _ in per_image])
+        out, start = [], 0
+        for per_image in views:
+            mine = logits[start:start + len(per_image)]
+            start += len(per_image)
+            out.append((self.aggregate(mine), _tiles([box for _, box in per_image], mine)))
+        return out
+
+    def aggregate(self, logits: torch.Tensor) -> float:
+        """One picture's P(fake) from its views' logits, by the card's rule; NaN when any view has none."""
+        return aggregate(logits, self.card.input.aggregation, self.card.input.top_k)
 
     # ---- stages ------------------------------------------------------------------------------
     def _blank(self, entry: Entry) -> ScanResult:
@@ -171,7 +208,7 @@ class ScanEngine:
                 result.width, result.height, result.format = known.width, known.height, known.format
                 result.label = self.thresholds.label(known.p_fake)
                 return _Prepared(entry, result)
-            return _Prepared(entry, result, self._decode_to_tensor(data, result))
+            return _Prepared(entry, result, *self._decode_views(data, result))
         except ImageDecodeError as exc:
             result.error = str(exc)
         except OSError as exc:
@@ -180,30 +217,57 @@ class ScanEngine:
             result.error = f"could not be processed ({type(exc).__name__}: {exc})"
         return _Prepared(entry, result)
 
-    def _decode_to_tensor(self, data: bytes, result: ScanResult) -> torch.Tensor:
-        """The model's input tensor; the full-size picture's pixels stay in the process-wide decode budget until
-        the small tensor exists, so many workers cannot hold many huge pictures at once."""
-        with decoding(data, draft_size=self.draft, background=tuple(self.card.input.background)) as decoded:
+    def _decode_views(self, data: bytes, result: ScanResult) -> tuple[list[torch.Tensor], list[Box]]:
+        """The model's input views and their boxes; the full-size picture's pixels stay in the process-wide
+        decode budget until the views exist, so many workers cannot hold many huge pictures at once."""
+        spec = self.card.input
+        with decoding(data, draft_size=self.draft, background=tuple(spec.background)) as decoded:
             result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
-            result.notes += decoded.notes
-            return self.geometry(decoded.image)
+            result.notes += decoded.notes + small_image_notes(spec, *decoded.image.size)
+            views = list(image_views(spec, decoded.image))
+        return [v for v, _ in views], [box for _, box in views]
 
     def _finish(self, ready: list[_Prepared]) -> list[ScanResult]:
-        scored = [p for p in ready if p.tensor is not None]
+        scored = [p for p in ready if p.views]
         if scored:
             try:
-                probs = self.predict_tensors(torch.stack([p.tensor for p in scored])).tolist()
+                logits = self._forward([v for p in scored for v in p.views])
             except RuntimeError as exc:  # e.g. out of device memory: report it on the batch's rows
                 for p in scored:
                     p.result.error = f"inference failed: {str(exc).splitlines()[0]}"
             else:
-                for p, prob in zip(scored, probs):
-                    if math.isfinite(prob):
-                        p.result.p_fake = float(prob)
-                        p.result.label = self.thresholds.label(p.result.p_fake)
-                    else:  # no score is better than a made-up one: NaN is no evidence of a real photo
-                        p.result.error = "the model returned no valid score (NaN)"
+                start = 0
+                for p in scored:
+                    mine = logits[start:start + len(p.views)]
+                    start += len(p.views)
+                    self._score(p, mine)
+        for p in ready:
+            p.views = []  # the pixels are done with; the results may live on in the caller
         return [p.result for p in ready]
+
+    def _score(self, prepared: _Prepared, logits: torch.Tensor) -> None:
+        prob = self.aggregate(logits)
+        if math.isfinite(prob):
+            prepared.result.p_fake = prob
+            prepared.result.label = self.thresholds.label(prob)
+            prepared.result.tiles = _tiles(prepared.boxes, logits)
+        else:  # no score is better than a made-up one: NaN is no evidence of a real photo
+            prepared.result.error = "the model returned no valid score (NaN)"
+
+    def _forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """Fake logits of views of any sizes, in input order: views of one size are batched together (tiles
+        of many pictures share a batch), at most batch_size model-input squares' worth of pixels at a time."""
+        out = torch.empty(len(views))
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, view in enumerate(views):
+            by_shape.setdefault(tuple(view.shape), []).append(index)
+        side = self.card.input.size
+        for shape, indices in by_shape.items():
+            chunk = max(1, self.batch_size * side * side // (shape[1] * shape[2]))
+            for start in range(0, len(indices), chunk):
+                part = indices[start:start + chunk]
+                out[part] = self.fake_logits(torch.stack([views[i] for i in part]))
+        return out
 
 
 def default_workers(device: torch.device) -> int:
@@ -220,6 +284,45 @@ def _run_analyzer(analyzer: Analyzer, data: bytes, path: Path, result: ScanResul
     except Exception as exc:  # an analyzer bug costs a note, never the file's score
         result.notes.append(f"analysis failed ({type(exc).__name__}: {exc})")
         return None
+
+
+def fake_logits(logits: torch.Tensor, num_logits: int, fake_index: int = 1) -> torch.Tensor:
+    """The logit of P(fake) per row: the one logit, or the fake logit minus the real one (softmax over two is
+    the sigmoid of that difference). NaN where a row holds NaN or an infinity, as probabilities() would."""
+    if num_logits == 1:
+        return logits.reshape(-1)  # sigmoid of ±inf is 1 or 0, as before
+    z = logits[:, fake_index] - logits[:, 1 - fake_index]
+    return torch.where(torch.isfinite(logits).all(dim=1), z, torch.full_like(z, math.nan))
+
+
+def aggregate(logits: torch.Tensor, rule: str, k: int = 3) -> float:
+    """One picture's P(fake) from its views' fake logits: max (the strongest view), mean_logit (the mean in
+    logit space, so a confident view counts by its confidence) or top_k_mean (mean P(fake) of the k strongest
+    views). NaN when any view has no valid logit."""
+    if len(logits) == 0 or bool(torch.isnan(logits).any()):
+        return math.nan
+    logits = logits.double()
+    if len(logits) == 1 or rule == "max":
+        return float(torch.sigmoid(logits.max()))
+    if rule == "mean_logit":
+        return float(torch.sigmoid(logits.mean()))
+    return float(torch.sigmoid(logits).topk(min(k, len(logits))).values.mean())
+
+
+def small_image_notes(spec, width: int, height: int) -> list[str]:
+    """Why a picture smaller than the model's input was padded or enlarged, for policies at native size."""
+    if spec.resizes or min(width, height) >= spec.size:
+        return []
+    if spec.small_image == "upscale":
+        return [f"smaller than the model's {spec.size}-pixel input ({width}×{height}): enlarged until its short "
+                f"side is {spec.size} pixels (the card's small-image rule)"]
+    return [f"smaller than the model's {spec.size}-pixel input ({width}×{height}): padded with black to "
+            f"{spec.size} pixels (the card's small-image rule)"]
+
+
+def _tiles(boxes: list[Box], logits: torch.Tensor) -> list[Tile]:
+    probs = torch.sigmoid(logits.double()).tolist()  # float64: confident tiles stay apart instead of all 1.0
+    return [Tile(b.x, b.y, b.w, b.h, float(p)) for b, p in zip(boxes, probs)]
 
 
 def probabilities(logits: torch.Tensor, num_logits: int, fake_index: int = 1) -> torch.Tensor:

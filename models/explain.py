@@ -7,7 +7,9 @@ normalisation), and the map is placed back where the model's input came from in 
 
 * policy ``resize``: the whole image was squashed to a square, so the map is stretched over the whole image;
 * ``resize_center_crop`` / ``center_crop``: the model saw only a centred square, so the map covers that
-  square and everything outside it is 0 (the model never saw it, so it cannot have looked there).
+  square and everything outside it is 0 (the model never saw it, so it cannot have looked there);
+* ``tiles``, ``full``, ``five_crop``, ``ten_crop``: Grad-CAM explains the native-resolution centre square (one
+  forward and backward pass); where the tiles' evidence lies is the tile map's job.
 
 Like every Grad-CAM, the map is scaled to 0..1 per image: it says *where* the evidence for "fake" is
 strongest, not how strong it is (that is P(fake)). A map of zeros means no region raised P(fake).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -25,8 +27,11 @@ from torch import nn
 
 from models.card import InputSpec, ModelCard
 from models.library import LoadedModel
-from models.preprocess import Normalizer, geometry_transform
+from models.preprocess import Normalizer, geometry_transform, view_box
 from models.registry import get_architecture
+
+
+EXPLAIN_FULL_PIXELS = 1 << 20  # policy full: Grad-CAM over the central megapixel at most
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,8 @@ class CropBox:
 
 def model_view_box(spec: InputSpec, width: int, height: int) -> CropBox:
     """Where the card's geometry takes its square input from in a width×height image."""
-    if spec.policy == "resize":
-        return CropBox(0.0, 0.0, 1.0, 1.0)
-    # resize_center_crop scales the short side to spec.resize first; center_crop keeps the scale
-    scale = spec.resize / min(width, height) if spec.policy == "resize_center_crop" else 1.0
-    side = spec.size / scale
-    left, top = (width - side) / 2, (height - side) / 2
-    return CropBox(left / width, top / height, (left + side) / width, (top + side) / height)
+    left, top, right, bottom = view_box(spec, width, height)
+    return CropBox(left / width, top / height, right / width, bottom / height)
 
 
 @dataclass(frozen=True)
@@ -64,33 +64,97 @@ class ModelViewMap:
 class Explainer:
     """Grad-CAM for one loaded model. Works on a private copy of the network, so it never disturbs a scan
     running with the original in another thread. Build once per model; each call costs one forward and
-    one backward pass."""
+    one backward pass.
+
+    A published detector's card may name its own layer (family_config["explain"]: a Hugging Face model's last
+    block, with tokens reshaped to a grid). A network without gradients (an ONNX graph) or without a usable layer
+    gets an occlusion map instead: P(fake) is recomputed with each cell of an 8×8 grid greyed out, and the map
+    shows how much each cell raised it (method = "occlusion")."""
 
     def __init__(self, model: LoadedModel, device: str | torch.device | None = None) -> None:
         self.card: ModelCard = model.card
         self.device = torch.device(device) if device is not None else _module_device(model.module)
         self.architecture = get_architecture(self.card.architecture)
-        self.module = _explainable_copy(model.module).to(self.device)
+        chosen = dict(self.card.family_config.get("explain") or {})
+        layer = chosen.get("layer") or self.architecture.gradcam_layer
+        self.method = "occlusion" if chosen.get("method") == "occlusion" or not layer else "gradcam"
+        self.own_layer = bool(chosen.get("layer"))  # the card's, not the registry's
+        self.tokens = bool(chosen.get("tokens")) if self.own_layer else self.architecture.is_vit
+        self.module = (_explainable_copy(model.module) if self.method == "gradcam"
+                       else copy.deepcopy(model.module).eval()).to(self.device)
         self.geometry = geometry_transform(self.card.input)
         self.normalize = Normalizer(self.card.input, self.device)
-        self.target_layer = self.module.get_submodule(self.architecture.gradcam_layer)
+        self.target_layer = self.module.get_submodule(layer) if self.method == "gradcam" else None
         self.target_index = 0 if self.card.num_logits == 1 else self.card.fake_index
 
     def model_view_map(self, image: Image.Image) -> ModelViewMap:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
         image = image.convert("RGB")
+        if self.card.input.policy == "full":
+            return self._whole_picture_map(image)
         batch = self.normalize(self.geometry(image).unsqueeze(0).to(self.device))
-        reshape = _vit_tokens_to_grid(self.module) if self.architecture.is_vit else None
-        with torch.enable_grad(), GradCAM(self.module, [self.target_layer], reshape_transform=reshape) as cam:
-            crop_map = cam(batch, targets=[ClassifierOutputTarget(self.target_index)])[0]
-        crop_map = np.clip(np.nan_to_num(crop_map), 0.0, 1.0).astype(np.float32)
+        crop_map = self._map(batch)
         return ModelViewMap(crop_map, model_view_box(self.card.input, *image.size))
+
+    def _whole_picture_map(self, image: Image.Image) -> ModelViewMap:
+        """Policy full (published detectors that take the picture as it is): the map covers what the scan's view
+        covers, the whole picture or its central part, at most EXPLAIN_FULL_PIXELS (a backward pass over a
+        4-megapixel picture would need gigabytes)."""
+        from models.preprocess import image_views
+
+        spec = self.card.input
+        spec = replace(spec, full_max_pixels=max(spec.size ** 2, min(spec.full_max_pixels, EXPLAIN_FULL_PIXELS)))
+        view, box = next(image_views(spec, image))
+        crop_map = self._map(self.normalize(view.unsqueeze(0).to(self.device)))
+        top, left = (crop_map.shape[0] - box.h) // 2, (crop_map.shape[1] - box.w) // 2  # padding of a small picture
+        crop_map = crop_map[top:top + box.h, left:left + box.w]
+        width, height = image.size
+        return ModelViewMap(crop_map, CropBox(box.x / width, box.y / height, (box.x + box.w) / width,
+                                              (box.y + box.h) / height))
+
+    def _map(self, batch: torch.Tensor) -> np.ndarray:
+        if self.method == "occlusion":
+            crop_map = occlusion_map(self.module, batch, self.card.num_logits, self.target_index)
+        else:
+            from pytorch_grad_cam import GradCAM
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+            reshape = (None if not self.tokens else _tokens_to_grid() if self.own_layer
+                       else _vit_tokens_to_grid(self.module))
+            with torch.enable_grad(), GradCAM(self.module, [self.target_layer], reshape_transform=reshape) as cam:
+                crop_map = cam(batch, targets=[ClassifierOutputTarget(self.target_index)])[0]
+        return np.clip(np.nan_to_num(crop_map), 0.0, 1.0).astype(np.float32)
 
     def heat_map(self, image: Image.Image, output_size: tuple[int, int] | None = None) -> np.ndarray:
         """float32 (H, W) in [0, 1] for output_size (width, height; default the image's own size)."""
         return self.model_view_map(image).render(output_size or image.size)
+
+
+def occlusion_map(module: nn.Module, batch: torch.Tensor, num_logits: int, fake_index: int, grid: int = 8,
+                  chunk: int = 16) -> np.ndarray:
+    """How much greying out each cell of a grid×grid partition of the input lowers P(fake), scaled to 0..1
+    (the normalised batch's 0 is the card's mean colour)."""
+    _, _, height, width = batch.shape
+    ys = np.linspace(0, height, grid + 1).round().astype(int)
+    xs = np.linspace(0, width, grid + 1).round().astype(int)
+    cells = [(ys[i], ys[i + 1], xs[j], xs[j + 1]) for i in range(grid) for j in range(grid)]
+
+    def p_fake(x: torch.Tensor) -> torch.Tensor:
+        logits = module(x).float()
+        return torch.sigmoid(logits.reshape(-1)) if num_logits == 1 else torch.softmax(logits, 1)[:, fake_index]
+
+    with torch.inference_mode():
+        base = float(p_fake(batch)[0])
+        drops = []
+        for start in range(0, len(cells), chunk):
+            views = batch.repeat(len(cells[start:start + chunk]), 1, 1, 1)
+            for k, (y0, y1, x0, x1) in enumerate(cells[start:start + chunk]):
+                views[k, :, y0:y1, x0:x1] = 0
+            drops += (base - p_fake(views)).clamp(min=0).tolist()
+    heat = np.zeros((height, width), dtype=np.float32)
+    for drop, (y0, y1, x0, x1) in zip(drops, cells):
+        heat[y0:y1, x0:x1] = drop
+    top = float(heat.max())
+    return heat / top if top > 0 else heat
 
 
 def explain(model: LoadedModel, image: Image.Image, device: str | torch.device | None = None,
@@ -150,6 +214,17 @@ def _explainable_copy(module: nn.Module) -> nn.Module:
     for parameter in clone.parameters():
         parameter.requires_grad_(True)
     return clone
+
+
+def _tokens_to_grid():
+    """Tokens (B, prefix + side², C) → (B, C, side, side) for any prefix shorter than the grid's side (a class
+    token, registers): the prefix is what is left over above the largest square."""
+    def reshape(tokens: torch.Tensor) -> torch.Tensor:
+        side = math.isqrt(tokens.shape[1])
+        patches = tokens[:, tokens.shape[1] - side * side:, :]
+        return patches.reshape(tokens.shape[0], side, side, tokens.shape[2]).permute(0, 3, 1, 2)
+
+    return reshape
 
 
 def _vit_tokens_to_grid(module: nn.Module):

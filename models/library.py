@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from models.card import CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id, sha256_file
-from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, infer_architecture,
-                                module_from_state, read_safetensors, read_torch_checkpoint, write_safetensors)
+from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, infer_architecture,
+                                module_from_state, read_safetensors, read_torch_object, write_safetensors)
 
 CARD_NAME = "card.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -160,11 +160,26 @@ class ModelLibrary:
         if any(e.card.id == card.id for e in self.entries()):
             raise CardError(f"a model with id {card.id!r} already exists; choose another id")
         module_from_state(card, state)  # refuse weights that do not fit before writing anything
+        return self._store(card, lambda weights: write_safetensors(state, weights))
+
+    def add_file(self, card: ModelCard, source: Path) -> LibraryEntry:
+        """Store a weights file as it is (an ONNX graph) with its card; the file is checked by loading it."""
+        card.validate()
+        if any(e.card.id == card.id for e in self.entries()):
+            raise CardError(f"a model with id {card.id!r} already exists; choose another id")
+
+        def copy_and_check(weights: Path) -> None:
+            shutil.copyfile(source, weights)
+            _load_module(card, weights)
+
+        return self._store(card, copy_and_check)
+
+    def _store(self, card: ModelCard, write_weights) -> LibraryEntry:
         self.user_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".import-", dir=self.user_dir))
         try:
             weights = staging / card.weights_file
-            write_safetensors(state, weights)
+            write_weights(weights)
             card = replace(card, weights_sha256=sha256_file(weights), default=False)
             card.save(staging / CARD_NAME)
             target = self.user_dir / card.id
@@ -176,8 +191,10 @@ class ModelLibrary:
 
     def import_path(self, path: Path, *, architecture: str | None = None, model_id: str | None = None,
                     name: str | None = None, fake_index: int | None = None,
-                    policy: str | None = None, threshold: float | None = None) -> LibraryEntry:
-        """Import a Forensight model folder/card, a safetensors file or a plain PyTorch state dict."""
+                    policy: str | None = None, threshold: float | None = None, family: str | None = None,
+                    fake_label: str | None = None, input_spec: dict | None = None) -> LibraryEntry:
+        """Import a Forensight model folder/card, a published detector (models/families: a PyTorch checkpoint
+        of a known family, a Hugging Face folder, an ONNX graph), a safetensors file or a plain state dict."""
         path = Path(path).expanduser()
         try:
             mode = os.stat(path).st_mode  # before opening anything: a FIFO would block, /dev/zero never ends
@@ -187,6 +204,18 @@ class ModelLibrary:
             raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
         if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
             raise CheckpointError(f"{path} is {file_kind(mode)}, not a model file or folder")
+        if family == "huggingface" or stat.S_ISDIR(mode) and not (path / CARD_NAME).exists():
+            from models.families import huggingface
+
+            card, state = huggingface.prepare(path, model_id=model_id, name=name, fake_label=fake_label,
+                                              threshold=threshold, policy=policy)
+            return self.add(card, state)
+        if family == "onnx" or path.suffix.lower() == ".onnx":
+            from models.families import onnx_graph
+
+            card = onnx_graph.prepare(path, model_id=model_id, name=name, fake_index=fake_index,
+                                      threshold=threshold, policy=policy, input_spec=input_spec)
+            return self.add_file(card, path)
         if stat.S_ISDIR(mode) or path.suffix.lower() == ".json":
             card_path = path / CARD_NAME if stat.S_ISDIR(mode) else path
             card = ModelCard.load(card_path)
@@ -199,12 +228,52 @@ class ModelLibrary:
                                       "(altered or truncated)")
             if model_id:
                 card = replace(card, id=model_id)
+            if card.architecture == "onnx":
+                return self.add_file(card, weights)
             return self.add(card, read_safetensors(weights))
 
-        state = (read_safetensors(path) if path.suffix.lower() == ".safetensors"
-                 else read_torch_checkpoint(path))
+        from models import families
+
+        raw = read_safetensors(path) if path.suffix.lower() == ".safetensors" else read_torch_object(path)
+        try:
+            state = flatten_state(raw, path.name)
+        except CheckpointError:
+            raise CheckpointError(f"{path.name} holds no state dict of tensors: {families.describe(raw)}; "
+                                  f"{families.known_families_text()}") from None
+        del raw
+        source_sha256 = sha256_file(path)
+        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
         if architecture is None:
-            architecture, num_logits = infer_architecture(state)
+            identified = families.identify(state, path, source_sha256, family)
+            if identified is not None:
+                default_id = identified.known.file["variant"] if identified.known else stem
+                default_id = "".join(c if c.isalnum() or c in "._-" else "-"
+                                     for c in f"{identified.family.id}-{default_id}".lower())[:64].strip("-._")
+                card = families.card_for(identified, model_id=model_id or default_id, name=name, path=path,
+                                         sha256=source_sha256, threshold=threshold)
+                if policy:
+                    spec = replace(card.input, policy=policy)
+                    if card.input.policy == "full" and policy != "full":  # its size was only a smallest side
+                        default = default_input_spec(card.architecture)
+                        spec = replace(spec, size=max(default.size, 224), resize=max(default.resize, 256))
+                    card = replace(card, input=spec,
+                                   provenance=card.provenance | {"input_policy": f"{policy}, chosen on import "
+                                                                 "instead of the authors'"})
+                if threshold is not None:
+                    half = min(0.2, threshold, 1 - threshold)
+                    card.inconclusive_band = (threshold - half, threshold + half)
+                card.validate()
+                return self.add(card, state)
+        elif family:
+            raise CheckpointError("--arch and --family exclude each other: a family fixes its architecture")
+        if architecture is None:
+            try:
+                architecture, num_logits = infer_architecture(state)
+            except CheckpointError:
+                partial = families.partial_match(state)
+                raise CheckpointError(f"{path.name} fits no known detector: "
+                                      f"{partial or 'it holds ' + families.describe(state)}; "
+                                      f"{families.known_families_text()}") from None
         else:
             from models.registry import get_architecture
             head = state.get(get_architecture(architecture).head_weight)
@@ -212,16 +281,19 @@ class ModelLibrary:
         spec = default_input_spec(architecture)
         if policy:
             spec = replace(spec, policy=policy)
-        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
+        same_tensors = families.ambiguous_families(state)
         card = ModelCard(
             id=model_id or (stem or "imported")[:64], name=name or path.stem, architecture=architecture,
             num_logits=num_logits, fake_index=1 if fake_index is None else fake_index, input=spec,
             threshold=0.5 if threshold is None else threshold,
             description=f"Imported from {path.name}",
-            provenance={"imported_from": path.name, "source_sha256": sha256_file(path),
+            provenance={"imported_from": path.name, "source_sha256": source_sha256,
                         "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
             limitations="Imported checkpoint: Forensight has not measured it. Evaluate it on data like "
-                        "your casework before relying on it.",
+                        "your casework before relying on it."
+                        + (f" Its tensors are exactly those of the published {' and '.join(same_tensors)} "
+                           f"detectors: if it is one of them, import it with --family {same_tensors[0]} (or "
+                           "another) to get the authors' network, input and card." if same_tensors else ""),
         )
         if threshold is not None:
             half = min(0.2, threshold, 1 - threshold)
@@ -240,7 +312,16 @@ class ModelLibrary:
             if entry.card.weights_sha256 and sha256_file(entry.weights_path) != entry.card.weights_sha256:
                 raise CheckpointError("the weights file does not match its card's SHA-256 (altered or "
                                       "corrupted); re-import it")
-            module = module_from_state(entry.card, read_safetensors(entry.weights_path))
+            module = _load_module(entry.card, entry.weights_path)
         except CheckpointError as exc:
             raise CheckpointError(f"model {entry.card.id!r}: {exc}") from None
         return LoadedModel(entry.card, module)
+
+
+def _load_module(card: ModelCard, weights: Path) -> torch.nn.Module:
+    """The card's network with its weights: an ONNX graph runs in onnxruntime, everything else is a state dict."""
+    if card.architecture == "onnx":
+        from models.families.onnx_graph import load_module
+
+        return load_module(card, weights)
+    return module_from_state(card, read_safetensors(weights))

@@ -28,6 +28,9 @@ class Architecture:
     is_vit: bool = False  # Grad-CAM needs a token → feature-map reshape
     channels_last: bool = True  # helps convolutions on CPU and CUDA; not transformers
     family: str = ""
+    # Built from the card's own description (a Hugging Face config, an ONNX graph) by models/families, not from a
+    # number of logits: build_model refuses it and nothing trains it
+    external: bool = False
     notes: str = field(default="", compare=False)
 
     @property
@@ -59,6 +62,25 @@ def _simple_cnn(num_logits: int) -> nn.Module:
     return SimpleCNN(num_logits)
 
 
+def _npr(num_logits: int) -> nn.Module:
+    from models.families.npr import NPRResNet50
+
+    return NPRResNet50(num_logits)
+
+
+def _resnet50_nodown(num_logits: int) -> nn.Module:
+    from models.families.grip import resnet50_nodown
+
+    return resnet50_nodown(num_logits)
+
+
+def _external(name: str) -> Callable[[int], nn.Module]:
+    def build(num_logits: int) -> nn.Module:
+        raise ValueError(f"{name} networks are rebuilt from their card (models/families), not by number of logits")
+
+    return build
+
+
 _ARCHITECTURES = [
     Architecture("resnet18", _torchvision("resnet18"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
                  "layer4.1", family="ResNet (torchvision)"),
@@ -76,6 +98,15 @@ _ARCHITECTURES = [
                  "blocks.11.norm1", is_vit=True, channels_last=False, family="ViT (timm)"),
     Architecture("simple_cnn", _simple_cnn, 32, 32, HALF, HALF, "classifier.4.weight", "features.6",
                  family="Simple CNN (seed 001)"),
+    # published detectors' own networks (models/families): their cards come from resources/detector_catalogue.json
+    Architecture("npr_resnet50", _npr, 256, 256, IMAGENET_MEAN, IMAGENET_STD, "fc1.weight", "layer2",
+                 family="NPR ResNet-50 (Tan et al. 2024)"),
+    Architecture("resnet50_nodown", _resnet50_nodown, 64, 64, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
+                 "layer4", family="ResNet-50 without first downsampling (GRIP-UNINA)"),
+    Architecture("hf_image_classifier", _external("Hugging Face"), 224, 224, HALF, HALF, "", "",
+                 channels_last=False, family="Hugging Face image classifier (transformers)", external=True),
+    Architecture("onnx", _external("ONNX"), 224, 224, IMAGENET_MEAN, IMAGENET_STD, "", "", channels_last=False,
+                 family="ONNX graph (onnxruntime)", external=True),
 ]
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in _ARCHITECTURES}

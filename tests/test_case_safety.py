@@ -270,3 +270,65 @@ def test_one_folder_named_three_ways_is_one_row_per_file_and_a_link_says_where_i
     assert report.returncode == 0, report.stderr
     text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
     assert "6 files" in report.stdout and "disappeared" not in text  # found from any working folder
+
+
+# ---- found in review: what the first version of these checks let through -------------------------------
+def store_with_pending_log(folder: Path) -> Path:
+    """A WAL database copied off a phone as it was: its newest writes still in `-wal`, no `-shm` beside it."""
+    live = folder / "live"
+    live.mkdir()
+    db = sqlite3.connect(live / "msgstore.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")  # keep every write in the log, as a running app does
+    db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
+    db.execute("INSERT INTO messages (body) VALUES ('see you at 8')")
+    db.commit()
+    for name in ("msgstore.db", "msgstore.db-wal"):  # copied while the app still held it open
+        (folder / name).write_bytes((live / name).read_bytes())
+    db.close()
+    return folder / "msgstore.db"
+
+
+def test_a_database_with_its_log_pending_is_refused_without_creating_side_files(tmp_path):
+    store = store_with_pending_log(tmp_path)
+    assert (tmp_path / "msgstore.db-wal").stat().st_size > 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (("report", store, "--pdf", tmp_path / "x.pdf", "-q"),
+                 ("scan", tmp_path / "live", "--case", store, "-q")):
+        assert "not a Forensight case" in one_line_error(forensight(*args))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no msgstore.db-shm, no x.pdf
+
+
+def test_an_empty_database_with_a_version_of_its_own_is_not_taken_as_a_new_case(tmp_path):
+    other = tmp_path / "settings.db"
+    db = sqlite3.connect(other)
+    db.execute("PRAGMA user_version = 7")
+    db.close()
+    before = other.read_bytes()
+    with pytest.raises(CaseError, match="not a Forensight case"):
+        Case(other)
+    assert other.read_bytes() == before
+
+
+def test_a_case_at_a_path_that_is_not_utf8_opens_for_reports(tiny_model, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(1))
+    case = os.fsdecode(os.fsencode(str(tmp_path)) + b"/case\xff.sqlite")
+    assert forensight("scan", folder, "--case", case, "-q").returncode == 0
+    run = forensight("report", case, "--pdf", tmp_path / "r.pdf", "-q")
+    assert run.returncode == 0, run.stderr
+
+
+def test_an_upgraded_case_opens_again_while_the_first_connection_is_still_open(tmp_path):
+    photo = tmp_path / "a.png"
+    photo.write_bytes(png_bytes(2))
+    v1_case(tmp_path / "old.sqlite", photo)
+    first = Case(tmp_path / "old.sqlite")  # migrates; the app keeps it open (File > Open case)
+    try:
+        with Case(tmp_path / "old.sqlite") as second:  # what the scan worker and a report then do
+            assert [row.p_fake for row in second.rows("old")] == [0.125]
+        with Case(tmp_path / "old.sqlite", readonly=True) as report:
+            assert len(report.rows("old")) == 1
+    finally:
+        first.close()

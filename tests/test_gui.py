@@ -399,3 +399,20 @@ def test_detail_view_lists_the_files_own_evidence(qtbot, home, tmp_path):
     text = facts.toPlainText()
     assert "strong — Generation parameters" in text and "'parameters' text chunk" in text
     assert "weak — No camera make or model" in text
+
+
+def test_the_app_never_makes_its_case_or_exports_among_the_evidence(qtbot, tiny_model, tmp_path):
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    images.gradient(40, 40).save(evidence / "a.png")
+    window = open_window(qtbot)
+    window.open_folder(evidence)
+    window.new_case(evidence / "case.sqlite")  # File > New case, saved into the folder being examined
+    box = window.findChild(QMessageBox, "errorBox")
+    assert box is not None and "folder being examined" in box.informativeText()
+    assert sorted(p.name for p in evidence.iterdir()) == ["a.png"]  # no case, no -wal, no -shm
+    box.close()
+    scan(qtbot, window, evidence)
+    window.export_csv(evidence / "results.csv")  # Export CSV into the evidence folder
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorBox") is not None)
+    assert sorted(p.name for p in evidence.iterdir()) == ["a.png"]

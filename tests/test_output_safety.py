@@ -207,7 +207,7 @@ def test_sigterm_during_a_report_removes_its_temporary_file(tiny_model, evidence
     case = tmp_path / "c.sqlite"
     assert forensight(capsys, "scan", evidence, "--case", case)[0] == 0
     patch = ("import reportlab.platypus.doctemplate as dt\n"
-             "def build(self, *a, **k):\n    open(self.filename, 'wb').write(b'%PDF-1.4 partial')\n"
+             "def build(self, *a, **k):\n    self.filename.write(b'%PDF-1.4 partial')\n"
              "    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(5)\n"
              "dt.BaseDocTemplate.build = build")
     run = run_with_patch(patch, "report", case, "--pdf", tmp_path / "r.pdf")
@@ -225,3 +225,67 @@ def test_report_never_writes_into_a_scanned_folder_that_holds_only_sub_folders(t
     code, _, err = forensight(capsys, "report", case, "--pdf", tree / "reports" / "r.pdf")
     one_line_refusal(code, err, "folder being examined")
     assert sorted(p.name for p in tree.iterdir()) == ["DCIM"]  # not even the reports/ folder was made
+
+
+def test_outputs_cannot_reach_evidence_through_symbolic_links(tiny_model, tmp_path, capsys):
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    images.gradient(40, 40).save(real / "sub" / "b.png")
+    (tmp_path / "link").symlink_to(real)  # the examiner scans the folder under a link's name
+    code, _, err = forensight(capsys, "scan", tmp_path / "link", "--recursive", "--case", real / "case.sqlite")
+    one_line_refusal(code, err, "folder being examined")
+    case = tmp_path / "c.sqlite"
+    assert forensight(capsys, "scan", tmp_path / "link", "--recursive", "--case", case)[0] == 0
+    code, _, err = forensight(capsys, "report", case, "--pdf", real / "report.pdf")
+    one_line_refusal(code, err, "folder being examined")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "photo.png").symlink_to(real / "sub" / "b.png")  # a scanned file that is a link
+    code, _, err = forensight(capsys, "scan", tmp_path / "work" / "photo.png", "--csv", real / "sub" / "out.csv")
+    one_line_refusal(code, err, "folder being examined")
+    assert sorted(p.name for p in real.rglob("*")) == ["b.png", "sub"]
+
+
+def test_files_named_like_sqlite_side_files_are_not_taken_for_ours(tiny_model, evidence, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "c.sqlite-journal").write_text("precious notes")  # SQLite would delete a journal it finds there
+    code, _, err = forensight(capsys, "scan", evidence, "--case", out / "c.sqlite")
+    one_line_refusal(code, err, "c.sqlite-journal")
+    assert (out / "c.sqlite-journal").read_text() == "precious notes" and not (out / "c.sqlite").exists()
+
+
+def test_a_first_release_case_with_relative_paths_keeps_reports_out_of_its_folders(tmp_path, capsys, monkeypatch):
+    import sqlite3
+
+    from app.case import _V1_SCHEMA
+
+    (tmp_path / "t2" / "real" / "sub").mkdir(parents=True)
+    case = tmp_path / "v1.sqlite"
+    db = sqlite3.connect(case)
+    db.executescript(_V1_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO files (path, first_seen) VALUES ('real/sub/a.jpg', 1.0)")  # as the release stored it
+    db.execute("INSERT INTO results (file_id, model_id, weights_sha256, p_fake, label, scored_at) "
+               "VALUES (1, 'old', 'w', 0.2, 'real', 2.0)")
+    db.commit()
+    db.close()
+    monkeypatch.chdir("/")  # the report runs from anywhere, not from where the scan ran
+    code, _, err = forensight(capsys, "report", case, "--pdf", tmp_path / "t2" / "real" / "sub" / "r.pdf")
+    one_line_refusal(code, err, "folder being examined")
+    assert list((tmp_path / "t2" / "real" / "sub").iterdir()) == []
+
+
+def test_training_commands_never_write_into_the_data_they_read(tiny_model, tmp_path, capsys):
+    data = tmp_path / "data"
+    for label in ("real", "fake"):
+        (data / label).mkdir(parents=True)
+        for i in range(2):
+            images.gradient(32, 32, seed=i + (label == "fake") * 10).save(data / label / f"{i}.png")
+    before = fingerprint(data)
+    code, _, err = forensight(capsys, "data", "inspect", data, "--json", data / "real" / "0.png")
+    one_line_refusal(code, err, "files being examined")
+    code, _, err = forensight(capsys, "evaluate", "--model", "tiny", "--data", data, "--out", data / "eval")
+    one_line_refusal(code, err, "folder being examined")
+    assert fingerprint(data) == before
+    code, out, err = forensight(capsys, "data", "inspect", data, "--json", tmp_path / "inspect.json")
+    assert code == 0 and (tmp_path / "inspect.json").read_text().startswith("{")

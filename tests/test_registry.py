@@ -5,7 +5,7 @@ import torch
 from models.registry import ARCHITECTURES, build_model, get_architecture, UnknownArchitectureError
 
 
-@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("name", sorted(name for name, arch in ARCHITECTURES.items() if not arch.external))
 def test_builds_offline_with_head_and_gradcam_layer(name):
     arch = ARCHITECTURES[name]
     model = build_model(name, 1).eval()
@@ -30,3 +30,11 @@ def test_simple_cnn_matches_seed_table():
         shapes.append(tuple(x.shape[1:]))
     assert shapes[1] == (32, 30, 30) and shapes[2] == (32, 15, 15)
     assert shapes[5] == (64, 6, 6) and shapes[8] == (128, 2, 2)
+
+
+@pytest.mark.parametrize("name", sorted(name for name, arch in ARCHITECTURES.items() if arch.external))
+def test_external_architectures_are_built_from_their_card(name):
+    """Hugging Face and ONNX networks come from the card's own description (models/families), never from a
+    number of logits."""
+    with pytest.raises(ValueError, match="rebuilt from their card"):
+        build_model(name, 1)

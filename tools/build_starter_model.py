@@ -8,7 +8,9 @@
    that ship;
 4. leave-one-generator-out runs: trained without one generator, tested on it;
 5. written to resources/models/starter-effnet-lite0/ (weights + card), a held-out subset for the tests in
-   tests/data/starter_holdout/, and resources/samples/ for the README's first command.
+   tests/data/starter_holdout/, and resources/samples/ for the README's first command;
+6. then tools/measure_policies.py measures the input policies (centre crop, tiles and their aggregation rules,
+   five/ten crops, the whole picture) and ships the one its rule chooses on the card, with the numbers.
 """
 from __future__ import annotations
 
@@ -70,6 +72,15 @@ def compact(metrics: dict) -> dict:
     return {k: metrics.get(k) for k in COMPACT}
 
 
+def starter_recipe(epochs: int):
+    return get_recipe("efficientnet_lite0").with_overrides({
+        "input_size": 112, "train_policy": "random_crop", "epochs": epochs, "batch_size": 32,
+        "blur_prob": 0.2, "jpeg_prob": 0.2, "patience": 4, "workers": 2, "seed": 0,
+        "description": "EfficientNet-Lite0 from offline ImageNet weights, blur+JPEG (p=0.2 each), random 112 "
+                       "crops of the 128 px starter set, AdamW 3e-4 with a cosine schedule",
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
@@ -80,12 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    recipe = get_recipe("efficientnet_lite0").with_overrides({
-        "input_size": 112, "train_policy": "random_crop", "epochs": args.epochs, "batch_size": 32,
-        "blur_prob": 0.2, "jpeg_prob": 0.2, "patience": 4, "workers": 2, "seed": 0,
-        "description": "EfficientNet-Lite0 from offline ImageNet weights, blur+JPEG (p=0.2 each), random 112 "
-                       "crops of the 128 px starter set, AdamW 3e-4 with a cosine schedule",
-    })
+    recipe = starter_recipe(args.epochs)
     log(f"training {MODEL_ID}: {recipe}")
     started = time.time()
     result = fit(recipe, args.data, run_dir=args.work / "run-main", on_event=printer, device="cpu",

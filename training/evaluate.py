@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 from models.engine import CancelToken, ScanEngine
@@ -120,7 +119,7 @@ def per_group(samples: list[Sample], p: list[float], threshold: float) -> dict[s
 
 def robustness(engine: ScanEngine, samples: list[Sample], threshold: float, out_dir: Path,
                progress: Progress, cancel: CancelToken) -> dict[str, list[dict]]:
-    """Each perturbation applied to the decoded image before the model's own geometry, as in Wang et al."""
+    """Each perturbation applied to the decoded image before the model's own policy, as in Wang et al."""
     scores: dict[tuple[str, float], list[float]] = {(s, v): [] for s, values in SWEEPS.items() for v in values}
     spec = engine.card.input
     chunk = max(8, engine.batch_size)
@@ -130,9 +129,9 @@ def robustness(engine: ScanEngine, samples: list[Sample], threshold: float, out_
                 return {}
             images = list(pool.map(lambda s: decode(read_file(s.path)[0], background=tuple(spec.background)).image,
                                    samples[start:start + chunk]))
-            for (sweep, value), bucket in scores.items():
-                tensors = list(pool.map(lambda im: engine.geometry(perturb(im, sweep, value)), images))
-                bucket += engine.predict_tensors(torch.stack(tensors)).tolist()
+            for (sweep, value), bucket in scores.items():  # the card's policy and aggregation, as a scan
+                perturbed = list(pool.map(lambda im: perturb(im, sweep, value), images))
+                bucket += [p for p, _tiles in engine.score_images(perturbed)]
             progress("robustness", min(start + chunk, len(samples)), len(samples))
     y = [s.label for s in samples]
     result: dict[str, list[dict]] = {}

@@ -1,8 +1,10 @@
 """Training recipes as plain data, reproducing the seeds. Any field can be overridden (CLI: --set k=v)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from models.input_settings import coerce_input
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,24 @@ class Recipe:
     max_batches_per_epoch: int | None = None  # for quick runs on big data
     exclude_groups: str = ""  # comma-separated groups left out of training (leave-one-generator-out runs)
     description: str = ""
+    # How the trained model's card analyses a scan: input.* overrides (--set input.policy=tiles), e.g. policy,
+    # tile_stride, max_tiles, aggregation, top_k, full_max_pixels, small_image. Training itself is unchanged.
+    scan_input: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "Recipe":
         known = {f.name: f for f in fields(self)}
-        cleaned = {}
+        cleaned: dict[str, Any] = {}
+        scan_input = dict(self.scan_input)
         for key, value in overrides.items():
             key = key.replace("-", "_")
+            if key.startswith("input."):
+                name = key.split(".", 1)[1]
+                scan_input[name] = coerce_input(name, value)
+                cleaned["scan_input"] = scan_input
+                continue
             if key not in known:
                 raise ValueError(f"unknown recipe field {key!r}; fields: {', '.join(sorted(known))}")
             cleaned[key] = _coerce(value, getattr(self, key), key) if isinstance(value, str) else value

@@ -6,7 +6,7 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -121,8 +121,9 @@ def input_spec_for(recipe: Recipe) -> InputSpec:
     arch = get_architecture(recipe.architecture)
     size = recipe.input_size or arch.input_size
     resize = recipe.resize or (arch.resize_size if size == arch.input_size else round(size * 8 / 7))
-    return InputSpec(policy=eval_policy_for(recipe.train_policy), size=size, resize=resize, mean=arch.mean,
+    spec = InputSpec(policy=eval_policy_for(recipe.train_policy), size=size, resize=resize, mean=arch.mean,
                      std=arch.std)
+    return replace(spec, **recipe.scan_input)  # how scans of the trained model look at a picture
 
 
 def build_start_model(recipe: Recipe, emit: Callable[[str], None], library: ModelLibrary | None) -> tuple[nn.Module, str]:

@@ -74,26 +74,33 @@ def open_metadata(data: bytes) -> Image.Image:
     return image
 
 
+_MAX_PNG_CHUNKS = 100_000  # real PNGs have tens to thousands (8 KiB IDATs); the list stays a few MB
+
+
 def png_metadata_first(data: bytes) -> bytes:
-    """A PNG with its text and EXIF chunks from after the first IDAT moved before it; anything else as it is."""
+    """A PNG with its text and EXIF chunks from after the first IDAT moved before it; anything else as it is.
+    Only offsets are kept while walking, the walk stops at the first chunk that is not one (its type must be
+    four ASCII letters) and after _MAX_PNG_CHUNKS, so a hostile file cannot make the list itself large."""
     if not data.startswith(_PNG_SIGNATURE):
         return data
-    chunks: list[tuple[bytes, bytes]] = []  # (type, the whole chunk as stored, CRC included)
+    chunks: list[tuple[bytes, int, int]] = []  # (type, start, end) of each chunk as stored, CRC included
     at = len(_PNG_SIGNATURE)
-    while at + 12 <= len(data):
+    while at + 12 <= len(data) and len(chunks) < _MAX_PNG_CHUNKS:
+        kind = data[at + 4:at + 8]
         end = at + 12 + int.from_bytes(data[at:at + 4], "big")
-        if end > len(data):
-            break  # a truncated chunk stays in the tail, as it was
-        chunks.append((data[at + 4:at + 8], data[at:end]))
+        if end > len(data) or not kind.isalpha() or not kind.isascii():
+            break  # a truncated or damaged chunk stays in the tail, as it was
+        chunks.append((kind, at, end))
         at = end
-        if chunks[-1][0] == b"IEND":
+        if kind == b"IEND":
             break
-    first_idat = next((i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT"), None)
+    first_idat = next((i for i, (kind, _, _) in enumerate(chunks) if kind == b"IDAT"), None)
     if first_idat is None:
         return data
-    late = {i for i, (kind, _) in enumerate(chunks) if i > first_idat and kind in _PNG_TEXT_AND_EXIF}
+    late = [i for i, (kind, _, _) in enumerate(chunks) if i > first_idat and kind in _PNG_TEXT_AND_EXIF]
     if not late:
         return data
-    moved = [chunks[i][1] for i in sorted(late)]
-    kept = [chunk for i, (_, chunk) in enumerate(chunks) if i not in late]
+    moved = [data[chunks[i][1]:chunks[i][2]] for i in late]
+    late_set = set(late)
+    kept = [data[start:end] for i, (_, start, end) in enumerate(chunks) if i not in late_set]
     return b"".join([_PNG_SIGNATURE, *kept[:first_idat], *moved, *kept[first_idat:], data[at:]])

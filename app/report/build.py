@@ -18,6 +18,7 @@ from reportlab.platypus import SimpleDocTemplate
 from app import __version__
 from app.case import Case, CaseError
 from app.output_guard import PDF, OutputRefused, case_evidence, check_output
+from models.paths import readable
 from app.report import document
 from app.report.data import ReportError, load_report_data
 from app.report.layout import HEADER_GAP, MARGIN, PAGE, numbered_canvas, styles
@@ -67,15 +68,19 @@ def build_report(case_path: Path, pdf_path: Path, *, title: str = "Forensight re
     story += table + pages + document.unreadable_appendix(s, data) + document.limitations(s, data)
 
     page_counts: list[int] = []
-    temporary = partial_path(pdf_path)
     remove_stale_partials(pdf_path)
-    # written beside the target and renamed: a failed build never leaves half a PDF under the real name
+    temporary = partial_path(pdf_path)
+    # written beside the target and renamed: a failed build never leaves half a PDF under the real name.
+    # Created exclusively and never through a link, so it cannot be made to write anywhere else.
+    handle = os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                               0o666), "wb")
     try:
-        doc = SimpleDocTemplate(str(temporary), pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
-                                topMargin=MARGIN + HEADER_GAP, bottomMargin=MARGIN, title=title,
-                                author=examiner, creator=f"Forensight {__version__}",
-                                subject=f"Case {case_path.name}")
-        doc.build(story, canvasmaker=numbered_canvas(title, case_path.name, page_counts))
+        with handle:
+            doc = SimpleDocTemplate(handle, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN,
+                                    topMargin=MARGIN + HEADER_GAP, bottomMargin=MARGIN, title=title,
+                                    author=examiner, creator=f"Forensight {__version__}",
+                                    subject=f"Case {readable(case_path.name)}")
+            doc.build(story, canvasmaker=numbered_canvas(title, readable(case_path.name), page_counts))
         os.replace(temporary, pdf_path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -95,7 +100,7 @@ def remove_stale_partials(pdf_path: Path) -> None:
     prefix = f".{pdf_path.name}."
     for leftover in pdf_path.parent.glob(f"{glob.escape(prefix)}*.partial"):
         pid = leftover.name[len(prefix):-len(".partial")]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and (int(pid) == os.getpid() or not _process_alive(int(pid))):  # ours: not yet made
             leftover.unlink(missing_ok=True)
 
 

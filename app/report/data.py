@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.case import Case, CaseRow
 from app.evidence.findings import Finding
+from models.engine import Tile
 from models.labels import FAKE, INCONCLUSIVE, LABELS
 
 UNREADABLE = "unreadable"
@@ -41,6 +42,7 @@ class ReportData:
     models: list[ModelUse]
     evidence: dict[int, list[Finding]] = field(default_factory=dict)  # file id → findings (may be empty)
     only_flagged: bool = False
+    tiles: dict[int, list[Tile]] = field(default_factory=dict)  # file id → its tile scores (flagged files)
 
     @property
     def counts(self) -> Counter:
@@ -110,7 +112,9 @@ def _load(case: Case, model_id: str | None, only_flagged: bool) -> ReportData:
     model_id = next((row.model_id for row in all_rows if row.model_id), model_id)
     rows = [row for row in all_rows if is_flagged(row)] if only_flagged else all_rows
     evidence = {row.file_id: case.evidence_for(row.file_id) for row in rows}
-    return ReportData(Path(case.path), model_id, rows, all_rows, model_uses(case), evidence, only_flagged)
+    tiles = {row.file_id: case.tiles_for(row.file_id, row.model_id, row.weights_sha256)
+             for row in rows if is_flagged(row) and row.model_id}
+    return ReportData(Path(case.path), model_id, rows, all_rows, model_uses(case), evidence, only_flagged, tiles)
 
 
 def _card(text: str | None) -> dict:

@@ -13,8 +13,9 @@ from app.case import CaseRow
 from app.report.charts import histogram_png
 from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
 from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order
-from app.report.pictures import GradCam, Picture, thumbnail
+from app.report.pictures import GradCam, Picture, scale_bar, thumbnail, tile_map
 from models.labels import LABELS
+from models.paths import readable
 
 Progress = Callable[[int, int], None]
 WIDTH = PAGE[0] - 2 * MARGIN
@@ -28,7 +29,7 @@ def cover(s: dict, data: ReportData, *, title: str, examiner: str, created: date
              else f"Every file of the case: {len(data.rows)} files.")
     facts = [("Examiner", examiner or "(not stated)"),
              ("Created", created.isoformat(timespec="seconds") + f" ({created.tzname()})"),
-             ("Case file", str(data.case_path)),
+             ("Case file", readable(data.case_path)),
              ("Results of model", data.model_id or "(no results yet)"),
              ("Scope", scope),
              ("Forensight", machine["forensight"]),
@@ -61,7 +62,7 @@ def model_facts(use: ModelUse) -> list[tuple[str, str]]:
     facts = [("Model id", use.model_id), ("Architecture", use.architecture or "not stated"),
              ("Weights SHA-256", use.weights_sha256),
              ("Trained on", card.get("trained_on") or "not stated on the card"),
-             ("Scan settings", settings), ("Files scored", str(use.files))]
+             ("Looks at", analysis(card)), ("Scan settings", settings), ("Files scored", str(use.files))]
     if card.get("description"):
         facts.insert(2, ("Description", str(card["description"])))
     return facts
@@ -125,14 +126,17 @@ def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, tota
     story: list = []
     for row in flagged:
         image, heat = cam.pictures(row)
-        side = (WIDTH - 12) / 2
-        pictures = Table([[Paragraph("Image", s["h2"]), Paragraph("Grad-CAM: where the model saw 'fake'", s["h2"])],
-                          [picture_flowable(image, side, s), picture_flowable(heat, side, s)]],
-                         colWidths=[side + 6, side + 6])
+        tiles = data.tiles.get(row.file_id, [])
+        side = (WIDTH - 18) / 3
+        heads = ("Image", "Grad-CAM: where the model saw 'fake'", "Tile map: each tile's P(fake)")
+        pictures = Table([[Paragraph(h, s["h2"]) for h in heads],
+                          [picture_flowable(image, side, s), picture_flowable(heat, side, s),
+                           picture_flowable(tile_map(row, tiles), side, s)]],
+                         colWidths=[side + 6] * 3)
         pictures.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
         story += [Paragraph(text(f"Flagged: {Path(row.path).name}"), s["h1"]),
-                  facts_table(s, file_facts(row) + [("Grad-CAM", cam.where)], 90), Spacer(1, 8), pictures,
-                  Spacer(1, 6),
+                  facts_table(s, file_facts(row) + tile_facts(tiles) + [("Grad-CAM", cam.where)], 90),
+                  Spacer(1, 8), pictures, *tile_legend(s, tiles), Spacer(1, 6),
                   *findings_section(s, data.evidence.get(row.file_id, [])), PageBreak()]
         done += 1
         progress(done, total)
@@ -147,7 +151,40 @@ def file_facts(row: CaseRow) -> list[tuple[str, str]]:
             ("Picture", f"{row.width}×{row.height} {row.format or ''}".strip() if row.width else "unknown"),
             ("Modified (UTC)", modified),
             ("P(fake)", "—" if row.p_fake is None else f"{row.p_fake:.4f}"),
-            ("Label", f"{row.label} (threshold {_num(row.threshold)})"), ("Model", row.model_id or "")]
+            ("Label", f"{row.label} (threshold {_num(row.threshold)})"), ("Model", row.model_id or "")] + \
+        ([("Notes", row.notes)] if row.notes else [])  # e.g. a small picture padded by the card's rule
+
+
+def tile_facts(tiles: list) -> list[tuple[str, str]]:
+    if not tiles:
+        return []
+    best = max(tiles, key=lambda t: t.p_fake)
+    where = "the whole view" if len(tiles) == 1 else f"the strongest of {len(tiles)} tiles"
+    return [("Strongest tile", f"{where}: at x {best.x}, y {best.y}, {best.w}×{best.h} pixels, "
+                               f"P(fake) {best.p_fake:.4f}")]
+
+
+def tile_legend(s: dict, tiles: list) -> list:
+    """The tile map's colour scale under the pictures."""
+    if not tiles:
+        return []
+    bar = picture_flowable(scale_bar(), 160, s)
+    row = Table([[Paragraph("Tile map scale: P(fake) 0", s["small"]), bar,
+                  Paragraph("1 (the strongest tile is framed in white)", s["small"])]],
+                colWidths=[100, 166, WIDTH - 266], hAlign="RIGHT")
+    row.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    return [row]
+
+
+def analysis(card: dict) -> str:
+    """What the model looks at in each picture, from the card stored in the case."""
+    from models.card import CardError, ModelCard
+    from models.preprocess import describe_policy
+
+    try:
+        return describe_policy(ModelCard.from_dict(card).input)
+    except (CardError, TypeError, ValueError, KeyError):  # no card, or one this version cannot read
+        return "not stated"
 
 
 def findings_section(s: dict, findings: list) -> list:

@@ -1,4 +1,5 @@
-"""The pictures in a report: thumbnails, the flagged image and its Grad-CAM overlay, each as JPEG bytes.
+"""The pictures in a report: thumbnails, the flagged image, its Grad-CAM overlay and its tile map, each as JPEG
+bytes.
 
 Every picture is read again from the evidence file (read-only) and shown only when the file still has the
 SHA-256 recorded in the case: a report must never show a picture other than the one that was scored."""
@@ -13,6 +14,8 @@ from typing import Iterator
 from PIL import Image
 
 from app.case import CaseRow
+from models import tilemap
+from models.engine import Tile
 from models.imaging import ImageDecodeError, decoding, read_file
 
 
@@ -62,6 +65,25 @@ def thumbnail(row: CaseRow, longest: int = 96) -> Picture:
         return Picture(None, reason="—")
     with current_image(row, draft=longest) as (image, reason):
         return to_picture(image, longest) if image is not None else Picture(None, reason=reason)
+
+
+def tile_map(row: CaseRow, tiles: list[Tile], longest: int = 480) -> Picture:
+    """The picture with each tile's P(fake) laid where the tile lies (the strongest framed)."""
+    if not tiles:
+        return Picture(None, reason="no tile scores for this file in the case (scanned before tile maps)")
+    with current_image(row, draft=longest) as (image, reason):
+        if image is None:
+            return Picture(None, reason=reason)
+        scale = min(1.0, longest / max(image.size))  # a new small picture, never a copy of the big one
+        small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                             Image.LANCZOS, reducing_gap=3.0)
+    size = tilemap.oriented_size((row.width or small.width, row.height or small.height), small.size)
+    return to_picture(tilemap.over_picture(small, tiles, size), longest)
+
+
+def scale_bar() -> Picture:
+    """The tile map's colour scale, P(fake) 0 to 1 from left to right."""
+    return to_picture(tilemap.scale_bar(400, 14), 400)
 
 
 class GradCam:

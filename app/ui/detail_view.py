@@ -1,5 +1,6 @@
 """One file up close: the picture (zoom, fit, 100 %), its Grad-CAM map on demand (opacity, side by side with
-the plain picture), and the facts: path, SHA-256, size, format, metadata, and every model's score."""
+the plain picture), its tile map (each tile's P(fake) where the tile lies, with a colour scale; the tile under
+the pointer is named), and the facts: path, SHA-256, size, format, metadata, and every model's score."""
 from __future__ import annotations
 
 import html
@@ -15,9 +16,14 @@ from app.case import CaseRow, ModelScore
 from app.evidence.findings import Finding
 from app.ui.image_viewer import ImageViewer
 from app.ui.previews import Preview, make_preview
+from app.ui.qt_images import pil_rgba_to_qimage, pil_to_qimage
 from app.ui.results_model import human_size, verdict
 from app.ui.tasks import BackgroundTasks
 from app.ui.workers import ExplainRequest, ExplainResult, ExplainService
+from models import tilemap
+from models.engine import Tile
+
+TILE_MAP_SIDE = 1024  # the map layer's longest side: tiles are coarse, the view stretches it over the picture
 
 
 class DetailView(QWidget):
@@ -33,6 +39,7 @@ class DetailView(QWidget):
         self._row: CaseRow | None = None
         self._scores: list[ModelScore] = []
         self._findings: list[Finding] = []
+        self._tiles: list[Tile] = []
         self._preview: Preview | None = None
         self._exif_text = ""
 
@@ -62,15 +69,26 @@ class DetailView(QWidget):
         self.side_by_side_box = QCheckBox("Side by side")
         self.side_by_side_box.setToolTip("The plain picture beside the heat map, zoomed together")
         self.side_by_side_box.toggled.connect(self._side_by_side_toggled)
+        self.tiles_box = QCheckBox("Tile map")
+        self.tiles_box.setToolTip("Each tile's own P(fake) where the model looked, on a fixed scale (not per "
+                                  "image like Grad-CAM); the framed tile is the strongest")
+        self.tiles_box.toggled.connect(self._tiles_toggled)
+        self.tile_scale = self._scale_legend()
+        self.tile_scale.hide()
+        self.hover_label = QLabel("")
+        self.hover_label.setObjectName("tileUnderPointer")
+        self.viewer.pointer_moved.connect(self._pointer_moved)
+        self.viewer.pointer_left.connect(lambda: self.hover_label.setText(""))
         self.status = QLabel("")
         self.status.setObjectName("detailStatus")
         self.status.setWordWrap(True)
 
         controls = QHBoxLayout()
         for widget in (self.fit_button, self.actual_button, self.zoom_label, self.overlay_box,
-                       self.opacity_slider, self.side_by_side_box):
+                       self.opacity_slider, self.side_by_side_box, self.tiles_box, self.tile_scale):
             controls.addWidget(widget)
         controls.addStretch(1)
+        controls.addWidget(self.hover_label)
 
         pictures = QSplitter(Qt.Orientation.Horizontal)
         pictures.addWidget(self.plain_viewer)
@@ -95,9 +113,11 @@ class DetailView(QWidget):
 
     # ---- public ------------------------------------------------------------------------------
     def show_row(self, row: CaseRow | None, scores: list[ModelScore],
-                 findings: list[Finding] | None = None) -> None:
+                 findings: list[Finding] | None = None, tiles: list[Tile] | None = None) -> None:
         self._row, self._scores, self._preview, self._exif_text = row, scores, None, ""
         self._findings = list(findings or [])
+        self._tiles = list(tiles or [])
+        self.hover_label.setText("")
         self._render_facts()
         self.status.setText("")
         if row is None:
@@ -137,6 +157,8 @@ class DetailView(QWidget):
         self.preview_ready.emit()
         if self.overlay_box.isChecked():
             self._request_overlay()
+        if self.tiles_box.isChecked():
+            self._draw_tile_map()
 
     def _preview_failed(self, path: str, reason: str) -> None:
         if self._still_showing(path):
@@ -198,6 +220,56 @@ class DetailView(QWidget):
         if on and not self.overlay_box.isChecked():
             self.overlay_box.setChecked(True)
         self.viewer.fit()
+
+    # ---- tile map ----------------------------------------------------------------------------
+    def _scale_legend(self) -> QWidget:
+        legend = QWidget()
+        layout = QHBoxLayout(legend)
+        layout.setContentsMargins(0, 0, 0, 0)
+        bar = QLabel()
+        bar.setPixmap(QPixmap.fromImage(pil_to_qimage(tilemap.scale_bar(90, 12))))
+        bar.setToolTip("Tile map colour scale: P(fake) from 0 (green) through 0.5 (yellow) to 1 (red)")
+        for widget in (QLabel("P(fake) 0"), bar, QLabel("1")):
+            layout.addWidget(widget)
+        return legend
+
+    def _tiles_toggled(self, on: bool) -> None:
+        self.tile_scale.setVisible(on)
+        if on and self.viewer.tile_map_pixmap().isNull():
+            self._draw_tile_map()
+        self.viewer.set_tile_map_visible(on)
+        if not on:
+            self.hover_label.setText("")
+
+    def _picture_size(self) -> tuple[int, int] | None:
+        """The analysed picture's size (EXIF orientation applied), in which the tiles are placed."""
+        row, preview = self._row, self._preview
+        if row is None or preview is None or not row.width or not row.height:
+            return None
+        return tilemap.oriented_size((row.width, row.height), (preview.image.width(), preview.image.height()))
+
+    def _draw_tile_map(self) -> None:
+        size = self._picture_size()
+        if not self._tiles or size is None:
+            if self._row is not None and self._preview is not None:
+                self.status.setText("No tile map: the file has no tile scores in this case (scan it again).")
+            return
+        factor = min(1.0, TILE_MAP_SIDE / max(size))
+        layer = tilemap.render(self._tiles, size, (max(1, round(size[0] * factor)), max(1, round(size[1] * factor))))
+        self.viewer.set_tile_map(QPixmap.fromImage(pil_rgba_to_qimage(layer)))
+        self.viewer.set_tile_map_visible(self.tiles_box.isChecked())
+        best = tilemap.strongest(self._tiles)
+        self.status.setText(f"Tile map: {len(self._tiles)} tile(s); the strongest, framed, at ({best.x}, {best.y}) "
+                            f"{best.w}×{best.h} has P(fake) {best.p_fake:.3f}")
+
+    def _pointer_moved(self, x: float, y: float) -> None:
+        size, preview = self._picture_size(), self._preview
+        if not self.viewer.tile_map_shown() or size is None or preview is None:
+            return
+        scale_x, scale_y = size[0] / max(1, preview.image.width()), size[1] / max(1, preview.image.height())
+        tile = tilemap.tile_at(self._tiles, x * scale_x, y * scale_y)
+        self.hover_label.setText("" if tile is None else
+                                 f"tile ({tile.x}, {tile.y}) {tile.w}×{tile.h}: P(fake) {tile.p_fake:.3f}")
 
     # ---- facts -------------------------------------------------------------------------------
     def _render_facts(self) -> None:

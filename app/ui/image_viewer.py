@@ -1,9 +1,10 @@
-"""A zoomable picture with an optional heat-map layer: wheel to zoom under the cursor, drag to pan, fit or
-100 %. Two viewers can be linked so they zoom and scroll together (side-by-side comparison)."""
+"""A zoomable picture with an optional heat-map layer and tile-map layer: wheel to zoom under the cursor, drag
+to pan, fit or 100 %. Two viewers can be linked so they zoom and scroll together (side-by-side comparison).
+The pointer's place on the picture is announced, so the tile under it can be named."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QPixmap, QTransform, QWheelEvent
+from PySide6.QtGui import QMouseEvent, QPixmap, QTransform, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
@@ -11,6 +12,8 @@ MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 
 class ImageViewer(QGraphicsView):
     zoom_changed = Signal(float)  # the scale now shown, 1.0 = one image pixel per screen pixel
+    pointer_moved = Signal(float, float)  # the pointer over the picture, in the shown picture's pixels
+    pointer_left = Signal()  # the pointer left the picture
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -22,10 +25,13 @@ class ImageViewer(QGraphicsView):
         self._image.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._overlay = QGraphicsPixmapItem()
         self._overlay.setZValue(1)
+        self._tile_map = QGraphicsPixmapItem()  # above Grad-CAM: both can be shown, the tiles on top
+        self._tile_map.setZValue(2)
         self._message = QGraphicsSimpleTextItem()
         self._message.setBrush(self.palette().text())
-        for item in (self._image, self._overlay, self._message):
+        for item in (self._image, self._overlay, self._tile_map, self._message):
             self.scene().addItem(item)
+        self.viewport().setMouseTracking(True)  # hover, not only drag, reports the pointer
         self._fitted = True
         self._partner: ImageViewer | None = None
 
@@ -34,6 +40,7 @@ class ImageViewer(QGraphicsView):
         self._message.setText("")
         self._image.setPixmap(pixmap or QPixmap())
         self.set_overlay(None)
+        self.set_tile_map(None)
         self.scene().setSceneRect(QRectF(self._image.pixmap().rect()))
         self.fit()
 
@@ -41,6 +48,7 @@ class ImageViewer(QGraphicsView):
         """Instead of a picture: why there is none (loading, unreadable file ...)."""
         self._image.setPixmap(QPixmap())
         self.set_overlay(None)
+        self.set_tile_map(None)
         self._message.setBrush(self.palette().text())  # the palette may have changed (dark mode)
         self._message.setText(text)
         self.scene().setSceneRect(self._message.boundingRect())
@@ -54,6 +62,21 @@ class ImageViewer(QGraphicsView):
 
     def set_overlay_visible(self, visible: bool) -> None:
         self._overlay.setVisible(visible)
+
+    def set_tile_map(self, pixmap: QPixmap | None) -> None:
+        """A layer of any size with the picture's shape: stretched over the picture."""
+        self._tile_map.setPixmap(pixmap or QPixmap())
+        if pixmap is not None and not pixmap.isNull():
+            self._tile_map.setScale(self._image.pixmap().width() / max(1, pixmap.width()))
+
+    def set_tile_map_visible(self, visible: bool) -> None:
+        self._tile_map.setVisible(visible)
+
+    def tile_map_pixmap(self) -> QPixmap:
+        return self._tile_map.pixmap()
+
+    def tile_map_shown(self) -> bool:
+        return self._tile_map.isVisible() and not self._tile_map.pixmap().isNull()
 
     def image_pixmap(self) -> QPixmap:
         return self._image.pixmap()
@@ -105,6 +128,18 @@ class ImageViewer(QGraphicsView):
             self.zoom_by(1.25 ** steps)
         event.accept()
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        point = self.mapToScene(event.position().toPoint())
+        if not self._image.pixmap().isNull() and self._image.boundingRect().contains(point):
+            self.pointer_moved.emit(point.x(), point.y())
+        else:
+            self.pointer_left.emit()
+
+    def leaveEvent(self, event) -> None:
+        super().leaveEvent(event)
+        self.pointer_left.emit()
+
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
@@ -128,3 +163,4 @@ class ImageViewer(QGraphicsView):
                 else Qt.TransformationMode.SmoothTransformation)
         self._image.setTransformationMode(mode)
         self._overlay.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._tile_map.setTransformationMode(Qt.TransformationMode.FastTransformation)  # tiles keep sharp edges

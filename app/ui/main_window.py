@@ -514,6 +514,11 @@ class MainWindow(QMainWindow):
         if self.is_scanning():
             self.statusBar().showMessage("Stop the scan before changing the case.", 5000)
             return
+        try:  # before Case() creates anything: a new case and its side files must not land among evidence
+            check_output(path, CASE, scan_evidence(self.scan_targets), create_folder=True)
+        except OutputRefused as exc:
+            show_error(self, "Choose another place for the case", f"{path.name} cannot be used here.", str(exc))
+            return
         try:
             case = Case(path)
             case.rows()  # fails now, not later, on a file that is not a case
@@ -546,7 +551,7 @@ class MainWindow(QMainWindow):
         if self.case is None:
             return
         if path is None:
-            start = str(Path(str(self.settings.value("scan/last_folder", Path.home()))) / f"{self.case.path.stem}.csv")
+            start = str(self.case.path.parent / f"{self.case.path.stem}.csv")  # never the scanned folder
             chosen, _ = QFileDialog.getSaveFileName(self, "Export CSV", start, "CSV (*.csv)")
             if not chosen:
                 return
@@ -570,7 +575,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("A report is already being written.", 5000)
             return
         if path is None:
-            start = str(Path(str(self.settings.value("scan/last_folder", Path.home()))) / f"{self.case.path.stem}.pdf")
+            start = str(self.case.path.parent / f"{self.case.path.stem}.pdf")  # never the scanned folder
             chosen, _ = QFileDialog.getSaveFileName(self, "Export report", start, "PDF (*.pdf)")
             if not chosen:
                 return
@@ -635,7 +640,8 @@ class MainWindow(QMainWindow):
         known = row is not None and self.case is not None
         scores = self.case.scores_for_file(row.file_id) if known else []
         findings = self.case.evidence_for(row.file_id) if known else []
-        self.detail.show_row(row, scores, findings)
+        tiles = self.case.tiles_for(row.file_id, row.model_id, row.weights_sha256) if known and row.model_id else []
+        self.detail.show_row(row, scores, findings, tiles)
 
     # ---- appearance and closing --------------------------------------------------------------
     def _toggle_dark(self) -> None:

@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTextBrowser, QVBoxLayout)
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
+                               QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTextBrowser,
+                               QVBoxLayout)
 
 from app.ui.messages import show_error
 from app.ui.tasks import BackgroundTasks
 from models.library import LibraryEntry, ModelLibrary
 from models.registry import get_architecture
 
-_IMPORT_FILTER = "Detectors (*.safetensors *.pth *.pt *.bin *.ckpt card.json);;All files (*)"
+_IMPORT_FILTER = "Detectors (*.safetensors *.pth *.pt *.bin *.ckpt *.onnx card.json);;All files (*)"
 
 
 class ModelManagerDialog(QDialog):
@@ -44,6 +45,10 @@ class ModelManagerDialog(QDialog):
         self.remove_button.clicked.connect(lambda: self.remove_selected())
         self.default_button = QPushButton("Make default")
         self.default_button.clicked.connect(self.make_selected_default)
+        self.known_button = QPushButton("Add a known detector…")
+        self.known_button.setToolTip("Published detectors (CNNDetection, NPR, Corvi et al., Hugging Face and ONNX "
+                                     "models …): what to download, and importing the downloaded file")
+        self.known_button.clicked.connect(lambda: self.show_known_detectors())
         self.status = QLabel("")
         self.status.setWordWrap(True)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -54,7 +59,7 @@ class ModelManagerDialog(QDialog):
         splitter.addWidget(self.card_view)
         splitter.setSizes([280, 580])
         buttons = QHBoxLayout()
-        for button in (self.import_button, self.remove_button, self.default_button):
+        for button in (self.import_button, self.known_button, self.remove_button, self.default_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(close)
@@ -107,16 +112,45 @@ class ModelManagerDialog(QDialog):
         self.default_button.setEnabled(not busy and entry is not None)
 
     # ---- changing the library ----------------------------------------------------------------
-    def import_model(self, path: Path | None = None) -> None:
+    def import_model(self, path: Path | None = None, family: str | None = None) -> None:
         if path is None:
             chosen, _ = QFileDialog.getOpenFileName(self, "Import a detector", str(Path.home()), _IMPORT_FILTER)
             if not chosen:
                 return
             path = Path(chosen)
+        fake_label = None
+        if path.is_dir() and not (path / "card.json").exists() and (path / "config.json").is_file():
+            fake_label = self._fake_label_for(path)  # a Hugging Face folder: which label means fake?
+            if fake_label is False:
+                return
         self.status.setText(f"Importing {path.name}…")
         self._update_buttons(busy=True)
-        self._tasks.submit(lambda: self.library.import_path(path), self._imported,
-                           lambda reason: self._import_failed(path, reason))
+        self._tasks.submit(lambda: self.library.import_path(path, family=family, fake_label=fake_label or None),
+                           self._imported, lambda reason: self._import_failed(path, reason))
+
+    def _fake_label_for(self, folder: Path) -> str | None | bool:
+        """None when the labels say which one means fake; the label the user picked; False when cancelled."""
+        from models.checkpoints import CheckpointError
+        from models.families.huggingface import NeedsFakeLabel, fake_labels, labels_of, read_config
+
+        try:
+            fake_labels(labels_of(read_config(folder)))
+        except NeedsFakeLabel as exc:
+            return self.ask_fake_label(folder.name, exc.labels)
+        except CheckpointError:
+            pass  # the import itself explains what is wrong with the folder
+        return None
+
+    def ask_fake_label(self, name: str, labels: list[str]) -> str | bool:
+        label, ok = QInputDialog.getItem(self, "Which output means AI-generated?",
+                                         f"The labels of {name} do not say which one means AI-generated.\n"
+                                         "Choose the label that means fake:", labels, 0, False)
+        return label if ok and label else False
+
+    def show_known_detectors(self) -> "KnownDetectorsDialog":
+        dialog = KnownDetectorsDialog(self)
+        dialog.show()
+        return dialog
 
     def _imported(self, entry: LibraryEntry) -> None:
         self.status.setText(f"Imported {entry.card.id} ({entry.card.architecture}, "
@@ -168,14 +202,16 @@ class ModelManagerDialog(QDialog):
 
 def card_html(entry: LibraryEntry, is_default: bool) -> str:
     """A model card for people: what it is, what it was trained on, how well it did, how it decides."""
+    from models.preprocess import describe_policy
+
     card, e = entry.card, html.escape
     arch = get_architecture(card.architecture)
     spec = card.input
-    policy = {"resize": f"resize to {spec.size}×{spec.size}",
-              "resize_center_crop": f"resize short side to {spec.resize}, centre crop {spec.size}",
-              "center_crop": f"centre crop {spec.size} (no resize)"}[spec.policy]
+    policy = describe_policy(spec)
+    family = [("Family", f"{_family_name(card.family)} — {card.provenance.get('paper', '')}".rstrip(" —"))
+              ] if card.family else []
     facts = [
-        ("Id", card.id), ("Architecture", f"{card.architecture} — {arch.family}"),
+        ("Id", card.id), *family, ("Architecture", f"{card.architecture} — {arch.family}"),
         ("Output", f"{card.num_logits} logit(s), {card.output}" + (f", fake = logit {card.fake_index}"
                                                                     if card.num_logits == 2 else "")),
         ("Input", f"{policy}; mean {tuple(spec.mean)}, std {tuple(spec.std)}"),
@@ -212,3 +248,118 @@ def _mapping_html(values: dict[str, Any]) -> str:
     rows = "".join(f"<tr><td valign='top'><b>{html.escape(str(k))}</b></td>"
                    f"<td style='padding-left:8px'>{html.escape(show(v))}</td></tr>" for k, v in values.items())
     return f"<table>{rows}</table>"
+
+
+def _family_name(family: str) -> str:
+    from models.families import catalogue_entry
+
+    try:
+        return catalogue_entry(family)["name"]
+    except (KeyError, OSError, ValueError):
+        return family
+
+
+class KnownDetectorsDialog(QDialog):
+    """Models → Manage models → Add a known detector…: the catalogue of published detectors (which are
+    installed, what to download and from where, under which licence), and importing the downloaded file."""
+
+    def __init__(self, manager: ModelManagerDialog) -> None:
+        super().__init__(manager)
+        self.setWindowTitle("Known detectors")
+        self.resize(900, 560)
+        self.manager = manager
+        self.detector_list = QListWidget()
+        self.detector_list.currentItemChanged.connect(lambda *_: self._show())
+        self.details = QTextBrowser()
+        self.details.setOpenExternalLinks(False)
+        self.file_button = QPushButton("Import downloaded file…")
+        self.file_button.clicked.connect(lambda: self.import_download())
+        self.folder_button = QPushButton("Import model folder…")
+        self.folder_button.clicked.connect(lambda: self.import_download(folder=True))
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.detector_list)
+        splitter.addWidget(self.details)
+        splitter.setSizes([300, 600])
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.file_button)
+        buttons.addWidget(self.folder_button)
+        buttons.addStretch(1)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Download a detector's published file on a connected computer, bring it here and "
+                                "import it: Forensight recognises the family and sets the authors' input and "
+                                "output."))
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+        manager.library_changed.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        from models.families import catalogue_status
+
+        current = self.selected_id()
+        self.rows = {row["id"]: row for row in catalogue_status(self.manager.library)}
+        self.detector_list.clear()
+        for row in self.rows.values():
+            item = QListWidgetItem(f"{row['name']}\n    {status_text(row)}")
+            item.setData(Qt.ItemDataRole.UserRole, row["id"])
+            self.detector_list.addItem(item)
+            if row["id"] == current:
+                self.detector_list.setCurrentItem(item)
+        if self.detector_list.currentItem() is None and self.detector_list.count():
+            self.detector_list.setCurrentRow(0)
+
+    def selected_id(self) -> str | None:
+        item = self.detector_list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def statuses(self) -> dict[str, str]:
+        return {row["id"]: status_text(row) for row in self.rows.values()}
+
+    def _show(self) -> None:
+        row = self.rows.get(self.selected_id() or "")
+        if row is None:
+            return
+        self.details.setHtml(known_html(row))
+        importable = row["status"] == "importable"
+        self.file_button.setEnabled(importable and row["id"] != "huggingface")
+        self.folder_button.setEnabled(importable and row["id"] == "huggingface")
+
+    def import_download(self, path: Path | None = None, folder: bool = False) -> None:
+        family = self.selected_id()
+        if path is None:
+            if folder:
+                chosen = QFileDialog.getExistingDirectory(self, "A Hugging Face model folder", str(Path.home()))
+            else:
+                chosen, _ = QFileDialog.getOpenFileName(self, "The downloaded file", str(Path.home()), _IMPORT_FILTER)
+            if not chosen:
+                return
+            path = Path(chosen)
+        from models.families import family_ids
+
+        # a state family is forced (its tensors may be shared with another family); formats speak for themselves
+        forced = family if family in family_ids() and family not in ("huggingface", "onnx") else None
+        self.manager.import_model(path, family=forced)
+
+
+def status_text(row: dict[str, Any]) -> str:
+    if row["installed"]:
+        return "installed: " + ", ".join(row["installed"])
+    return "not installed" if row["status"] == "importable" else "listed; Forensight cannot import it yet"
+
+
+def known_html(row: dict[str, Any]) -> str:
+    e = html.escape
+    facts = [("Paper", f"{row['authors']}, “{row['paper']}”, {row['venue']}" if row["paper"] else ""),
+             ("Code", row["code"]), ("Licence", row["licence"]), ("Network", row["architecture"]),
+             ("Input", row["input"]), ("Preprocessing from", row["preprocessing_source"]),
+             ("Training data", row["training_data"]), ("Validated on", ", ".join(row["validated_on"])),
+             ("Known weaknesses", row["weaknesses"]), ("In this library", status_text(row))]
+    rows = "".join(f"<tr><td valign='top'><b>{e(k)}</b></td><td style='padding-left:8px'>{e(str(v))}</td></tr>"
+                   for k, v in facts if v)
+    files = "".join(f"<li><b>{e(item['file'])}</b> ({e(item['variant'])}): {e(item['download'])}"
+                    + (f"<br>{e(item['headline'])}" if item["headline"] else "") + "</li>" for item in row["files"])
+    return (f"<h2 style='margin:2px'>{e(row['name'])}</h2><table>{rows}</table>"
+            + (f"<h3 style='margin:8px 0 2px'>Files to download</h3><ul>{files}</ul>" if files else ""))

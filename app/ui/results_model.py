@@ -77,7 +77,7 @@ class ResultsModel(QAbstractTableModel):
             self._rows.extend(new)
             for offset, row in enumerate(new):
                 self._position[row.file_id] = first + offset
-                self._by_path[row.path] = first + offset
+                self._by_path[row.fs_path] = first + offset
             self.endInsertRows()
 
     def row_at(self, number: int) -> CaseRow:
@@ -88,7 +88,7 @@ class ResultsModel(QAbstractTableModel):
 
     def _reindex(self) -> None:
         self._position = {row.file_id: i for i, row in enumerate(self._rows)}
-        self._by_path = {row.path: i for i, row in enumerate(self._rows)}
+        self._by_path = {row.fs_path: i for i, row in enumerate(self._rows)}  # thumbnails come by exact name
 
     # ---- Qt model ----------------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:

@@ -11,7 +11,7 @@ from app.ui.tasks import BackgroundTasks
 
 
 class ThumbnailCache(QObject):
-    ready = Signal(str)  # path whose thumbnail has just arrived
+    ready = Signal(object)  # path whose thumbnail has just arrived (object: Qt strings drop undecodable bytes)
 
     def __init__(self, side: int = 40, capacity: int = 3000, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,0 +1,350 @@
+"""Published detector families: recognising a downloaded file, rebuilding the authors' exact network and input,
+and writing a full card from the catalogue (resources/detector_catalogue.json).
+
+A *state family* is a published PyTorch checkpoint for one network in models/registry.py (CNNDetection, NPR,
+the GRIP-UNINA ResNet-50 "nodown" models): it matches when the file's tensor names and shapes are exactly the
+network's. A *format family* is a file format that carries its own network: a Hugging Face folder
+(models/families/huggingface.py) or an ONNX graph (models/families/onnx_graph.py).
+
+Some published files hold the very same tensors (CNNDetection and the GRIP models are all torchvision-shaped
+ResNet-50s with one logit); then the file's SHA-256 or name in the catalogue, or the user's --family, decides.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.card import InputSpec, ModelCard
+from models.checkpoints import CheckpointError
+from models.registry import ARCHITECTURES, build_model
+
+StateDict = dict[str, torch.Tensor]
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+CATALOGUE_FORMAT = "forensight-detector-catalogue"
+
+
+def catalogue_path() -> Path:
+    return Path(os.environ.get("FORENSIGHT_CATALOGUE") or REPO_ROOT / "resources" / "detector_catalogue.json")
+
+
+@functools.lru_cache(maxsize=4)
+def _read_catalogue(path: str) -> tuple[dict[str, Any], ...]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("format") != CATALOGUE_FORMAT:
+        raise ValueError(f"{path} is not a Forensight detector catalogue")
+    return tuple(data["families"])
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every family in the catalogue (plain dicts, as written in the JSON file)."""
+    return [dict(entry) for entry in _read_catalogue(str(catalogue_path()))]
+
+
+def catalogue_entry(family_id: str) -> dict[str, Any]:
+    for entry in catalogue():
+        if entry["id"] == family_id:
+            return entry
+    raise KeyError(family_id)
+
+
+@dataclass(frozen=True)
+class KnownFile:
+    family: str
+    file: dict[str, Any]  # the catalogue's entry for one published file
+
+
+def known_file_by_sha256(sha256: str) -> KnownFile | None:
+    for entry in catalogue():
+        for item in entry.get("files", []):
+            if sha256 in item.get("sha256", []):
+                return KnownFile(entry["id"], item)
+    return None
+
+
+def known_file_by_name(path: Path) -> KnownFile | None:
+    """A catalogue file whose published name is this file's name ('NPR.pth') or its last folder and name
+    ('Grag2021_latent/model_epoch_best.pth')."""
+    path = Path(path)
+    names = {path.name.lower(), f"{path.parent.name}/{path.name}".lower()}
+    for entry in catalogue():
+        for item in entry.get("files", []):
+            if item["file"].lower() in names:
+                return KnownFile(entry["id"], item)
+    return None
+
+
+# ---- state families -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StateFamily:
+    id: str
+    architecture: str  # models/registry.py name
+    input: InputSpec
+    num_logits: int = 1
+    fake_index: int = 1
+    signature: tuple[str, ...] = ()  # keys whose presence alone says "this family" (for a partial file)
+    threshold: float = 0.5
+
+    def reference(self) -> dict[str, torch.Size]:
+        return _reference_shapes(self.architecture, self.num_logits)
+
+    def matches(self, state: StateDict) -> bool:
+        ref = self.reference()
+        return ref.keys() == state.keys() and all(ref[k] == state[k].shape for k in ref)
+
+    def missing(self, state: StateDict) -> str | None:
+        """Why a file that looks like this family does not fit it, or None when it does not look like it."""
+        ref = self.reference()
+        common = ref.keys() & state.keys()
+        if not (self.signature and all(k in state for k in self.signature)) and len(common) < len(ref) // 2:
+            return None
+        lacking = sorted(ref.keys() - state.keys(), key=list(ref).index)
+        extra = sorted(state.keys() - ref.keys())
+        wrong = [k for k in ref if k in state and state[k].shape != ref[k]]
+        parts = []
+        if lacking:
+            parts.append(f"{len(lacking)} tensor(s) missing (e.g. {', '.join(lacking[:3])})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} instead of "
+                         f"{tuple(ref[k])})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
+        return "; ".join(parts) or None
+
+
+@functools.lru_cache(maxsize=16)
+def _reference_shapes(architecture: str, num_logits: int) -> dict[str, torch.Size]:
+    with torch.device("meta"):
+        return {k: v.shape for k, v in build_model(architecture, num_logits).state_dict().items()}
+
+
+def _imagenet(policy: str, size: int, **extra: Any) -> InputSpec:
+    return InputSpec(policy=policy, size=size, resize=max(size, extra.pop("resize", size)),
+                     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), interpolation="bilinear", **extra)
+
+
+def _whole_image(max_pixels: int = 4_194_304, size: int = 64) -> InputSpec:
+    """The whole picture at its own resolution ('full' policy) when this Forensight has it; else a centre crop,
+    which is the same input for pictures of exactly size×size and is said on the card. `size` is only the
+    smallest side: a picture with a shorter side is padded (the authors' networks would take it as it is), so it
+    is kept small."""
+    from models.card import INPUT_POLICIES
+
+    if "full" in INPUT_POLICIES:
+        spec = _imagenet("full", size)
+        if hasattr(spec, "full_max_pixels"):
+            spec = replace(spec, full_max_pixels=max(size * size, max_pixels))
+        return replace(spec, jpeg_draft=False)
+    return replace(_imagenet("center_crop", size), jpeg_draft=False)
+
+
+def state_families() -> list[StateFamily]:
+    # built on each call: the whole-image policy depends on what models/card.py offers
+    return [
+        # CNNDetection: demo.py / demo_dir.py feed the image uncropped and unresized (ToTensor + Normalize)
+        StateFamily("cnndetection", "resnet50", _whole_image(), signature=()),
+        # NPR: test.py / data/datasets.py resize to 256×256 (bilinear), no crop
+        StateFamily("npr", "npr_resnet50", _imagenet("resize", 256), signature=("fc1.weight", "layer2.3.bn3.weight")),
+        # GRIP-UNINA: main.py / resnet50nodown.py feed the whole image (ToTensor + Normalize). The stride-1 stem
+        # costs 16× a ResNet-50 per pixel: the card keeps the picture's central 1024×1024 pixels at most
+        StateFamily("corvi2023", "resnet50_nodown", _whole_image(1 << 20)),
+        StateFamily("gragnaniello2021", "resnet50_nodown", _whole_image(1 << 20)),
+    ]
+
+
+def state_family(family_id: str) -> StateFamily:
+    for family in state_families():
+        if family.id == family_id:
+            return family
+    raise KeyError(family_id)
+
+
+FORMAT_FAMILIES = ("huggingface", "onnx")
+
+
+def family_ids() -> list[str]:
+    """Every family an import can be told to use (--family)."""
+    return [f.id for f in state_families()] + list(FORMAT_FAMILIES)
+
+
+class FamilyError(CheckpointError):
+    """A file that no family takes, or that a family's rules refuse, with what the user can do."""
+
+
+@dataclass
+class Identified:
+    family: StateFamily
+    how: str  # "sha256", "file name", "contents", "--family"
+    known: KnownFile | None = None
+    note: str = ""
+
+
+def identify(state: StateDict, path: Path, sha256: str, family: str | None = None) -> Identified | None:
+    """The state family of a checkpoint, or None when none fits (the caller then tries the registry)."""
+    if family:
+        if family in FORMAT_FAMILIES:
+            raise FamilyError(f"--family {family} is for a {'folder' if family == 'huggingface' else '.onnx file'}, "
+                              f"not a PyTorch checkpoint")
+        try:
+            chosen = state_family(family)
+        except KeyError:
+            raise FamilyError(f"unknown family {family!r}; known: {', '.join(family_ids())}") from None
+        if not chosen.matches(state):
+            why = chosen.missing(state) or f"its tensors are not those of {chosen.architecture}"
+            raise FamilyError(f"this file is not a {family} checkpoint: {why}")
+        known = known_file_by_sha256(sha256) or known_file_by_name(path)
+        return Identified(chosen, "--family", known if known and known.family == family else None)
+    fitting = [f for f in state_families() if f.matches(state)]
+    if not fitting:
+        return None
+    for how, known in (("sha256", known_file_by_sha256(sha256)), ("file name", known_file_by_name(path))):
+        if known is not None:
+            chosen = next((f for f in fitting if f.id == known.family), None)
+            if chosen is not None:
+                return Identified(chosen, how, known)
+    if len(fitting) == 1:
+        return Identified(fitting[0], "contents")
+    return None  # the same tensors as several families: a plain architecture import, with a note
+
+
+def ambiguous_families(state: StateDict) -> list[str]:
+    return [f.id for f in state_families() if f.matches(state)]
+
+
+def partial_match(state: StateDict) -> str | None:
+    """'looks like NPR, but ...' for a checkpoint that one family almost fits."""
+    for family in state_families():
+        why = family.missing(state)
+        if why:
+            return f"it looks like a {family.id} checkpoint but does not fit it: {why}"
+    return None
+
+
+def card_for(identified: Identified, *, model_id: str, name: str | None, path: Path, sha256: str,
+             threshold: float | None = None) -> ModelCard:
+    """The card of a published checkpoint: exact input and output, and the catalogue's facts."""
+    family = identified.family
+    entry = catalogue_entry(family.id)
+    known = identified.known.file if identified.known else None
+    card = ModelCard(
+        id=model_id, name=name or f"{entry['name']}" + (f" — {known['variant']}" if known else f" ({path.name})"),
+        architecture=family.architecture, num_logits=family.num_logits, fake_index=family.fake_index,
+        input=family.input, threshold=family.threshold if threshold is None else threshold,
+        family=family.id,
+    )
+    return apply_catalogue(card, entry, known, path=path, sha256=sha256, how=identified.how, note=identified.note)
+
+
+def apply_catalogue(card: ModelCard, entry: dict[str, Any], known: dict[str, Any] | None, *, path: Path,
+                    sha256: str, how: str, note: str = "") -> ModelCard:
+    """Description, training data, limitations and provenance from the catalogue."""
+    paper = f"{entry['authors']}, \"{entry['paper']}\", {entry['venue']}" if entry.get("paper") else ""
+    description = " ".join(part for part in (
+        f"{entry['name']}" + (f", variant {known['variant']}" if known else "") + ".",
+        f"Paper: {paper}." if paper else "",
+        f"Network: {entry['architecture']}." if entry.get("architecture") else "",
+        f"Input: {entry['input']}." if entry.get("input") else "",
+        note) if part)
+    limitations = " ".join(part for part in (
+        entry.get("weaknesses", ""),
+        "Forensight has not measured this detector: evaluate it on data like your casework before relying on it.",
+    ) if part)
+    provenance = {
+        "family": entry["id"], "paper": paper, "code": entry.get("code", ""), "licence": entry.get("licence", ""),
+        "published_file": known["file"] if known else "", "download": known["download"] if known else "",
+        "headline_result": known["headline"] if known else "",
+        "validated_on": ", ".join(entry.get("validated_on", [])),
+        "preprocessing_source": entry.get("preprocessing_source", ""),
+        "recognised_by": how, "imported_from": path.name, "source_sha256": sha256,
+        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if threshold_note := _band_note(card):
+        provenance["threshold"] = threshold_note
+    return replace(card, description=description[:20_000], limitations=limitations,
+                   trained_on=(known or {}).get("trained_on") or entry.get("training_data", ""),
+                   provenance={k: v for k, v in provenance.items() if v not in ("", None)})
+
+
+def _band_note(card: ModelCard) -> str:
+    return "" if card.threshold == 0.5 else f"threshold set on import to {card.threshold:g}"
+
+
+# ---- what a file holds, for a refusal ---------------------------------------------------------------------
+def describe(obj: Any, limit: int = 3) -> str:
+    """'top-level keys a, b, c; first tensors x (1, 2), ...' for a checkpoint no family takes."""
+    parts = []
+    if isinstance(obj, dict):
+        keys = [str(k) for k in obj]
+        shown = ", ".join(repr(k) for k in keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
+        parts.append(f"top-level keys {shown}" if keys else "an empty dict")
+    else:
+        parts.append(f"a {type(obj).__name__}, not a dict of tensors")
+    tensors = list(_tensors(obj, limit))
+    if tensors:
+        parts.append("first tensors " + ", ".join(f"{name} {tuple(value.shape)}" for name, value in tensors))
+    else:
+        parts.append("no tensors")
+    return "; ".join(parts)
+
+
+def _tensors(obj: Any, limit: int, prefix: str = "", depth: int = 0):
+    found = 0
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return
+    for key, value in items:
+        if found >= limit:
+            return
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            found += 1
+            yield name, value
+        elif depth < 3 and isinstance(value, (dict, list, tuple)):
+            for item in _tensors(value, limit - found, f"{name}.", depth + 1):
+                found += 1
+                yield item
+
+
+def known_families_text() -> str:
+    families = ", ".join(family_ids())
+    return (f"known families: {families} (a Hugging Face folder, an .onnx file), and plain checkpoints of "
+            f"{', '.join(a for a, spec in ARCHITECTURES.items() if not spec.external)}")
+
+
+# ---- networks described by their card ---------------------------------------------------------------------
+def external_module(card: ModelCard) -> torch.nn.Module:
+    """The untrained network of a card whose architecture the registry cannot build alone."""
+    if card.architecture == "hf_image_classifier":
+        from models.families.huggingface import build_module
+
+        return build_module(card)
+    raise FamilyError(f"{card.architecture} models are not stored as a state dict")
+
+
+def catalogue_status(library) -> list[dict[str, Any]]:
+    """The catalogue's families with the ids of the library's models of each family (`models catalogue`, the
+    model manager's Known detectors)."""
+    installed: dict[str, list[str]] = {}
+    for entry in library.entries():
+        family = entry.card.family or entry.card.provenance.get("family", "")
+        if family:
+            installed.setdefault(family, []).append(entry.card.id)
+    rows = []
+    for entry in catalogue():
+        rows.append({key: entry.get(key, "") for key in (
+            "id", "name", "status", "paper", "authors", "venue", "year", "code", "licence", "architecture", "input",
+            "preprocessing_source", "training_data", "validated_on", "weaknesses")}
+                    | {"files": [{k: item.get(k, "") for k in ("file", "variant", "download", "headline")}
+                                 for item in entry.get("files", [])],
+                       "installed": installed.get(entry["id"], [])})
+    return rows
