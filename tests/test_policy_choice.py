@@ -7,7 +7,7 @@ import pytest
 from safetensors.torch import save_file
 
 from app.cli import POLICY_CHOICES, main
-from models.card import INPUT_POLICIES
+from models.card import INPUT_POLICIES, CardError
 from models.library import ModelLibrary
 from models.registry import build_model
 from tests.conftest import make_model
@@ -74,6 +74,8 @@ def test_training_sets_the_cards_scan_policy_with_set(tmp_path):
                                               "top_k": 2}  # the card's provenance says how it was chosen
     with pytest.raises(ValueError, match="input.size cannot be set"):
         recipe.with_overrides({"input.size": "64"})
+    with pytest.raises(CardError, match="simple_cnn takes only its own input size"):  # before any training
+        input_spec_for(recipe.with_overrides({"input.policy": "full"}))
 
 
 def test_evaluation_and_its_sweeps_score_with_the_cards_policy(home, tmp_path):

@@ -61,3 +61,24 @@ def test_readme_first_command_scans_the_samples(tmp_path):
     samples = [p for p in (REPO / "resources" / "samples").rglob("*") if p.is_file()]
     assert f"Scanned {len(samples)} of {len(samples)} files" in run.stdout
     assert re.search(r"unreadable\s+0\n", run.stdout)
+
+
+@pytest.mark.parametrize("policy", ["tiles/max", "ten_crop/mean_logit"])
+def test_the_cards_policy_comparison_holds_on_the_shipped_holdout(shipped_library, tmp_path, policy):
+    """The card ships the policy its measurement chose, and the numbers it gives for the others can be re-checked."""
+    from dataclasses import replace
+
+    from models.library import LoadedModel
+    from tools.measure_policies import POLICIES
+
+    model = shipped_library.load(STARTER)
+    comparison = model.card.metrics["input_policy_comparison"]
+    assert comparison["shipped"] == model.card.input.policy == "center_crop"
+    assert {"test", "holdout_subset", "logo_dcgan_faces", "logo_painted_eyes", "logo_realesrgan"} <= set(
+        comparison["results"][policy])
+    card = replace(model.card, input=replace(model.card.input, **dict(POLICIES)[policy]))
+    report = evaluate(LoadedModel(card, model.module), HOLDOUT, tmp_path / "eval", split="all", device="cpu",
+                      sweeps=False)
+    expected = comparison["results"][policy]["holdout_subset"]
+    for key in ("accuracy", "average_precision", "roc_auc"):
+        assert report["metrics"][key] == pytest.approx(expected[key], abs=TOLERANCE), key

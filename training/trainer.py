@@ -123,7 +123,11 @@ def input_spec_for(recipe: Recipe) -> InputSpec:
     resize = recipe.resize or (arch.resize_size if size == arch.input_size else round(size * 8 / 7))
     spec = InputSpec(policy=eval_policy_for(recipe.train_policy), size=size, resize=resize, mean=arch.mean,
                      std=arch.std)
-    return replace(spec, **recipe.scan_input)  # how scans of the trained model look at a picture
+    spec = replace(spec, **recipe.scan_input)  # how scans of the trained model look at a picture
+    if spec.policy == "full":  # a size the network refuses must stop the job before training, not after it
+        ModelCard(id="recipe", name="recipe", architecture=recipe.architecture, num_logits=recipe.num_logits,
+                  input=spec).validate()
+    return spec
 
 
 def build_start_model(recipe: Recipe, emit: Callable[[str], None], library: ModelLibrary | None) -> tuple[nn.Module, str]:
