@@ -135,6 +135,23 @@ def infer_architecture(state: StateDict) -> tuple[str, int]:
                           f"({', '.join(ARCHITECTURES)}); pass --arch to see what differs")
 
 
+def describe_mismatch(expected: dict[str, tuple], state: StateDict) -> str | None:
+    """What keeps `state` from loading into a network with these tensor shapes, in one phrase (None: it fits)."""
+    missing = sorted(expected.keys() - state.keys(), key=list(expected).index)
+    unexpected = sorted(state.keys() - expected.keys())
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensor(s) missing (e.g. {', '.join(missing[:3])})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} instead of "
+                     f"{tuple(expected[k])})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+    return "; ".join(parts) or None
+
+
 def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
     """Build the card's architecture and load the weights strictly, explaining any mismatch."""
     arch = get_architecture(card.architecture)
@@ -149,20 +166,9 @@ def module_from_state(card: ModelCard, state: StateDict) -> torch.nn.Module:
         module = build_model(card.architecture, card.num_logits)
     target = getattr(module, "weights_module", module)
     expected = target.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} "
-                         f"vs {tuple(expected[k].shape)})")
-        raise CheckpointError(f"the weights do not fit {card.architecture}: " + "; ".join(parts))
+    mismatch = describe_mismatch({k: tuple(v.shape) for k, v in expected.items()}, state)
+    if mismatch:
+        raise CheckpointError(f"the weights do not fit {card.architecture}: {mismatch}")
     state = {k: v.to(expected[k].dtype) for k, v in state.items()}  # float64 beyond float32's range → inf
     broken = first_non_finite(state)
     if broken is not None:

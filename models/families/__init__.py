@@ -22,10 +22,9 @@ from typing import Any
 import torch
 
 from models.card import InputSpec, ModelCard
-from models.checkpoints import CheckpointError
+from models.checkpoints import CheckpointError, StateDict, describe_mismatch
 from models.registry import ARCHITECTURES, build_model
 
-StateDict = dict[str, torch.Tensor]
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 CATALOGUE_FORMAT = "forensight-detector-catalogue"
 
@@ -104,19 +103,7 @@ class StateFamily:
         common = ref.keys() & state.keys()
         if not (self.signature and all(k in state for k in self.signature)) and len(common) < len(ref) // 2:
             return None
-        lacking = sorted(ref.keys() - state.keys(), key=list(ref).index)
-        extra = sorted(state.keys() - ref.keys())
-        wrong = [k for k in ref if k in state and state[k].shape != ref[k]]
-        parts = []
-        if lacking:
-            parts.append(f"{len(lacking)} tensor(s) missing (e.g. {', '.join(lacking[:3])})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} of the wrong shape (e.g. {k}: {tuple(state[k].shape)} instead of "
-                         f"{tuple(ref[k])})")
-        if extra:
-            parts.append(f"{len(extra)} unexpected (e.g. {', '.join(extra[:3])})")
-        return "; ".join(parts) or None
+        return describe_mismatch(ref, state)
 
 
 @functools.lru_cache(maxsize=16)
