@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401  a dev dependency: missing, the GUI tests must fail, not skip
 
 from app.ui.model_manager import ModelManagerDialog  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
@@ -48,3 +48,20 @@ def test_hugging_face_labels_that_say_nothing_are_asked(qtbot, home, tmp_path, m
     assert finished.args == [True] and asked == [["LABEL_0", "LABEL_1"]]
     card = json.loads((home / "models" / "anonymous" / "card.json").read_text())
     assert card["family"] == "huggingface" and card["family_config"]["fake_labels"] == [1]
+
+
+def test_the_manager_changes_how_one_of_your_models_looks_at_a_picture(qtbot, home):
+    from PySide6.QtWidgets import QMessageBox
+
+    from tests.conftest import make_model
+
+    make_model(ModelLibrary(), "mine")  # simple_cnn: tiles fit it, the whole picture does not
+    manager = ModelManagerDialog(ModelLibrary())
+    qtbot.addWidget(manager)
+    assert manager.policy_box.isEnabled() and manager.policy_box.currentText() == "resize"  # simple_cnn's own
+    manager.set_selected_policy("tiles")
+    assert ModelLibrary().get("mine").card.input.policy == "tiles"  # written to the card, as `models set` does
+    assert "rescores" in manager.status.text()
+    manager.set_selected_policy("full")
+    assert manager.findChild(QMessageBox, "errorBox") is not None
+    assert ModelLibrary().get("mine").card.input.policy == "tiles" == manager.policy_box.currentText()

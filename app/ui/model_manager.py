@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel,
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTextBrowser,
                                QVBoxLayout)
 
 from app.ui.messages import show_error
 from app.ui.tasks import BackgroundTasks
+from models.card import INPUT_POLICIES, CardError
+from models.input_settings import set_model_input
 from models.library import LibraryEntry, ModelLibrary
 from models.registry import get_architecture
 
@@ -49,6 +51,11 @@ class ModelManagerDialog(QDialog):
         self.known_button.setToolTip("Published detectors (CNNDetection, NPR, Corvi et al., Hugging Face and ONNX "
                                      "models …): what to download, and importing the downloaded file")
         self.known_button.clicked.connect(lambda: self.show_known_detectors())
+        self.policy_box = QComboBox()  # how the selected model looks at a picture (your own models only)
+        self.policy_box.addItems(INPUT_POLICIES)
+        self.policy_box.setToolTip("What the model looks at: tiles and full analyse the whole picture at its own "
+                                   "resolution (tiles also give a tile map). Shipped models are read-only.")
+        self.policy_box.activated.connect(lambda _: self.set_selected_policy(self.policy_box.currentText()))
         self.status = QLabel("")
         self.status.setWordWrap(True)
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -61,6 +68,8 @@ class ModelManagerDialog(QDialog):
         buttons = QHBoxLayout()
         for button in (self.import_button, self.known_button, self.remove_button, self.default_button):
             buttons.addWidget(button)
+        buttons.addWidget(QLabel("Looks at:"))
+        buttons.addWidget(self.policy_box)
         buttons.addStretch(1)
         buttons.addWidget(close)
         layout = QVBoxLayout(self)
@@ -110,6 +119,23 @@ class ModelManagerDialog(QDialog):
         self.import_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy and entry is not None and not entry.shipped)
         self.default_button.setEnabled(not busy and entry is not None)
+        self.policy_box.setEnabled(not busy and entry is not None and not entry.shipped)
+        if entry is not None:
+            self.policy_box.setCurrentText(entry.card.input.policy)
+
+    def set_selected_policy(self, policy: str) -> None:
+        """The same change as `forensight models set ID input.policy=POLICY`."""
+        entry = self._selected_entry()
+        if entry is None or policy == entry.card.input.policy:
+            return
+        try:
+            set_model_input(self.library, entry.card.id, {"policy": policy})
+        except (CardError, ValueError) as exc:
+            show_error(self, "Policy not changed", f"{entry.card.id} cannot use {policy}.", str(exc))
+            self.policy_box.setCurrentText(entry.card.input.policy)
+            return
+        self.refresh(select=entry.card.id)
+        self.status.setText(f"{entry.card.id} now uses {policy}; its next scan rescores every file.")
 
     # ---- changing the library ----------------------------------------------------------------
     def import_model(self, path: Path | None = None, family: str | None = None) -> None:
