@@ -54,7 +54,45 @@ def main(argv: list[str]) -> int:
             print("FAILED: the C2PA check is unavailable in the build (c2pa's native library was left out)")
             return 1
         print(f"ok  CSV: {len(rows)} scored rows; PDF {(out / 'r.pdf').stat().st_size / 1024:.0f} KiB")
-        return check_window(binary, env)
+        return check_new_formats(binary, env, out) or check_window(binary, env)
+
+
+def check_new_formats(binary: Path, env: dict, out: Path) -> int:
+    """What the build must carry beyond the scan: the detector catalogue, HEIC decoding (pillow-heif's native
+    library), a Hugging Face detector (transformers builds its model class by name at run time)."""
+    import pillow_heif
+    from PIL import Image
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    photos = out / "heic"
+    photos.mkdir()
+    pillow_heif.from_pillow(Image.new("RGB", (96, 64), (90, 140, 200))).save(photos / "phone.heic")
+    config = ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=48, num_labels=2, id2label={0: "real", 1: "fake"},
+                       label2id={"real": 0, "fake": 1})
+    ViTForImageClassification(config).eval().save_pretrained(out / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out / "vit")
+    checks = [
+        ("models catalogue lists the published families", [binary, "models", "catalogue"], "cnndetection"),
+        ("a Hugging Face detector imports", [binary, "models", "import", out / "vit", "--id", "tiny-vit"],
+         "Imported tiny-vit"),
+        ("a HEIC photo is scanned by it", [binary, "scan", photos, "--model", "tiny-vit", "-q", "--csv",
+                                           out / "heic.csv"], "Scanned 1 of 1"),
+    ]
+    for name, command, expected in checks:
+        start = time.perf_counter()
+        run = subprocess.run([str(c) for c in command], env=env, capture_output=True, text=True, timeout=600)
+        if run.returncode != 0 or expected not in run.stdout + run.stderr:
+            print(f"FAILED: {name} (exit {run.returncode})\n{run.stdout}\n{run.stderr}")
+            return 1
+        print(f"ok  {name} ({time.perf_counter() - start:.1f} s)")
+    with open(out / "heic.csv", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    if not row["p_fake"] or row["format"] != "HEIF":
+        print(f"FAILED: the HEIC photo was not decoded in the build ({row['format']!r}, {row['error']!r})")
+        return 1
+    print("ok  HEIC decoded and scored in the build")
+    return 0
 
 
 def check_window(binary: Path, env: dict) -> int:
