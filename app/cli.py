@@ -22,6 +22,7 @@ POLICY_CHOICES = ("resize", "resize_center_crop", "center_crop", "tiles", "full"
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub, whatever a library tries
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     log_file = setup_logging(args.log_level)
