@@ -1,11 +1,8 @@
 """Model cards: every field is checked with its allowed range, on import and on load, and a wrong one is refused
 with one sentence naming the field, the value and what is allowed — never a traceback, never a card that
 breaks every later scan."""
-import copy
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import save_file
@@ -13,6 +10,7 @@ from safetensors.torch import save_file
 from models.card import CardError, ModelCard
 from models.library import ModelLibrary
 from models.registry import build_model
+from tests.commands import run_process
 from tests.conftest import REPO, make_model
 
 
@@ -163,9 +161,7 @@ def test_pathological_json_is_a_card_error(tmp_path, text):
 
 
 def _forensight(home, *args):
-    env = os.environ.copy() | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=env, timeout=120)
+    return run_process(*args, home=home)
 
 
 def _card_folder(tmp_path, card: dict):

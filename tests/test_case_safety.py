@@ -14,14 +14,11 @@ import pytest
 from app.case import _V1_SCHEMA, APPLICATION_ID, SCHEMA_VERSION, Case, CaseError
 from app.evidence import Finding
 from models.engine import ScanResult
+from tests.commands import run_process
 from tests import images
-from tests.conftest import REPO
 
 
-def forensight(*args, cwd=REPO):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env=env, timeout=300)
+forensight = run_process
 
 
 def one_line_error(run) -> str:

@@ -1,6 +1,5 @@
 """The `forensight` command as a user runs it: real processes, a real case database, a real CSV."""
 import csv
-import os
 import signal
 import sqlite3
 import subprocess
@@ -11,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from models.library import ModelLibrary
+from tests.commands import run_process
 from tests import images
 from tests.conftest import REPO, make_model
 
 
-def forensight(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=os.environ.copy(), timeout=300, **kw)
+forensight = run_process
 
 
 def test_scan_writes_one_row_per_file_to_csv_and_case(tiny_model, tmp_path):

@@ -2,19 +2,15 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.commands import run_process
 from tests.datasets import make_trace_dataset
 
 
-def forensight(*args):
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=600)
+forensight = run_process
 
 
 @pytest.fixture(scope="module")

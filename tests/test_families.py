@@ -1,9 +1,6 @@
 """The family mechanism: the catalogue, recognising a published file by its SHA-256, name or contents, the
 one-line refusal of a file no family takes, and `forensight models catalogue`."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,16 +10,14 @@ from models.card import sha256_file
 from models.checkpoints import CheckpointError
 from models.library import ModelLibrary
 from models.registry import ARCHITECTURES, build_model
-from tests.conftest import REPO
+from tests.commands import run_process
 
 FIELDS = ("id", "name", "status", "paper", "authors", "venue", "year", "code", "licence", "architecture",
           "container", "input", "preprocessing_source", "training_data", "validated_on", "weaknesses", "files")
 
 
 def _forensight(home, *args):
-    env = os.environ | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=env, timeout=300)
+    return run_process(*args, home=home)
 
 
 def test_catalogue_has_every_family_with_its_facts():

@@ -2,8 +2,6 @@
 import json
 import os
 import pickle
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -14,7 +12,8 @@ from models.card import CardError, ModelCard, sha256_file
 from models.checkpoints import CheckpointError
 from models.library import ModelLibrary, ModelNotFoundError, NoModelError
 from models.registry import build_model
-from tests.conftest import REPO, make_model
+from tests.commands import run_process
+from tests.conftest import make_model
 
 
 def test_saved_model_loads_back_bit_exactly(home):
@@ -139,10 +138,7 @@ def test_default_remove_and_shipped_models(home, tmp_path, monkeypatch):
 
 
 def _forensight(home, *args):
-    """The command as a user runs it; the timeout turns a regression that blocks into a failure."""
-    env = os.environ.copy() | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
-    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=env, timeout=120)
+    return run_process(*args, home=home, timeout=120)  # a regression that blocks (FIFO) fails instead
 
 
 def _one_line_error(run) -> str:

@@ -4,7 +4,6 @@ a user types them (no -q), except where a real process is the point (signals).""
 import csv
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +11,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.cli import main
+from tests.commands import run_in_process
 from tests import images
 from tests.conftest import REPO
 
 
-def forensight(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+forensight = run_in_process
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[str, int]]:

@@ -6,10 +6,11 @@ import json
 import pytest
 from safetensors.torch import save_file
 
-from app.cli import POLICY_CHOICES, main
+from app.cli import POLICY_CHOICES
 from models.card import INPUT_POLICIES, CardError
 from models.library import ModelLibrary
 from models.registry import build_model
+from tests.commands import run_in_process
 from tests.conftest import make_model
 from tests.datasets import make_trace_dataset
 from training.evaluate import evaluate
@@ -17,10 +18,7 @@ from training.recipes import get_recipe
 from training.trainer import fit, input_spec_for
 
 
-def forensight(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
+forensight = run_in_process
 
 
 def test_the_cli_offers_every_policy_of_the_card():

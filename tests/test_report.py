@@ -4,7 +4,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from models.card import ModelCard, default_input_spec
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 from models.registry import build_model
+from tests.commands import run_process
 from tests import images
-from tests.conftest import REPO
 
 # Skipped only on a developer's machine without poppler; in CI (.ci/run installs it) a missing tool fails.
 pytestmark = pytest.mark.skipif(not (shutil.which("pdftoppm") and shutil.which("pdftotext"))
@@ -151,10 +150,7 @@ def test_unknown_model_and_missing_case_are_errors(case_file, tmp_path):
     assert not (tmp_path / "missing.sqlite").exists() and not (tmp_path / "r.pdf").exists()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120)
+run_cli = run_process
 
 
 def test_cli_report_writes_pdf_hash_and_csv(case_file, tmp_path):
