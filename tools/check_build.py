@@ -36,14 +36,8 @@ def main(argv: list[str]) -> int:
             ("PDF report from the case", [binary, "report", out / "case.sqlite", "--pdf", out / "r.pdf", "-q"],
              "SHA-256"),
         ]
-        for name, command, expected in checks:
-            start = time.perf_counter()
-            run = subprocess.run([str(c) for c in command], env=env, capture_output=True, text=True, timeout=600)
-            seconds = time.perf_counter() - start
-            if run.returncode != 0 or expected not in run.stdout + run.stderr:
-                print(f"FAILED: {name} (exit {run.returncode})\n{run.stdout}\n{run.stderr}")
-                return 1
-            print(f"ok  {name} ({seconds:.1f} s)")
+        if run_checks(checks, env):
+            return 1
         with open(out / "s.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         files = [p for p in samples.rglob("*") if p.is_file()]
@@ -79,6 +73,19 @@ def check_new_formats(binary: Path, env: dict, out: Path) -> int:
         ("a HEIC photo is scanned by it", [binary, "scan", photos, "--model", "tiny-vit", "-q", "--csv",
                                            out / "heic.csv"], "Scanned 1 of 1"),
     ]
+    if run_checks(checks, env):
+        return 1
+    with open(out / "heic.csv", encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    if not row["p_fake"] or row["format"] != "HEIF":
+        print(f"FAILED: the HEIC photo was not decoded in the build ({row['format']!r}, {row['error']!r})")
+        return 1
+    print("ok  HEIC decoded and scored in the build")
+    return 0
+
+
+def run_checks(checks: list, env: dict) -> int:
+    """Each (name, command, text expected in its output), in order; 1 at the first failure, else 0."""
     for name, command, expected in checks:
         start = time.perf_counter()
         run = subprocess.run([str(c) for c in command], env=env, capture_output=True, text=True, timeout=600)
@@ -86,12 +93,6 @@ def check_new_formats(binary: Path, env: dict, out: Path) -> int:
             print(f"FAILED: {name} (exit {run.returncode})\n{run.stdout}\n{run.stderr}")
             return 1
         print(f"ok  {name} ({time.perf_counter() - start:.1f} s)")
-    with open(out / "heic.csv", encoding="utf-8") as handle:
-        row = next(csv.DictReader(handle))
-    if not row["p_fake"] or row["format"] != "HEIF":
-        print(f"FAILED: the HEIC photo was not decoded in the build ({row['format']!r}, {row['error']!r})")
-        return 1
-    print("ok  HEIC decoded and scored in the build")
     return 0
 
 
