@@ -403,6 +403,10 @@ class Case:
             self.db.executemany("INSERT OR IGNORE INTO scanned_paths VALUES (?, ?, ?)",
                                 [(readable(p), to_bytes(p), time.time()) for p in paths])
 
+    def file_paths(self) -> list[str]:
+        """Every file of the case by its exact name (for the output guard: no scores, no checks)."""
+        return [from_bytes(raw) for (raw,) in self.db.execute("SELECT path_bytes FROM files ORDER BY id")]
+
     def scanned_paths(self) -> list[str]:
         """The folders and files scans of this case were asked to examine, by their exact names."""
         return [from_bytes(raw) for (raw,) in self.db.execute("SELECT path_bytes FROM scanned_paths ORDER BY rowid")]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -28,7 +29,6 @@ def add_report_command(sub) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     if not args.case.is_file():
         raise UsageError(f"case file {args.case} does not exist")
-    from app.report import ReportError, build_report
     from models.device import DeviceError, select_device
 
     try:
@@ -36,8 +36,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
 
-    if args.csv:
-        check_report_csv(args)  # before the PDF: a CSV that cannot be written must not cost a long report
+    with contextlib.ExitStack() as stack:
+        # opened once: the CSV's place is checked before the PDF (a refused CSV must not cost a long report),
+        # and the same read-only snapshot then gives its rows
+        csv_case = stack.enter_context(open_checked_for_csv(args)) if args.csv else None
+        info = write_pdf(args)
+        print(f"PDF: {info.pdf_path} ({info.pages} pages, {info.files} files, {info.flagged} flagged)")
+        print(f"SHA-256: {info.sha256}  ({info.sha256_path.name})")
+        if csv_case is not None:
+            print(f"CSV: {args.csv} ({write_report_csv(args, csv_case)} rows)")
+    return 0
+
+
+def write_pdf(args: argparse.Namespace):
+    from app.report import ReportError, build_report
+
     bars = []  # made on the first progress call, so a refused report prints no empty bar
 
     def progress(done: int, total: int) -> None:
@@ -50,7 +63,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         bars[0].refresh()
 
     try:
-        info = build_report(args.case, args.pdf, title=args.title, examiner=args.examiner,
+        return build_report(args.case, args.pdf, title=args.title, examiner=args.examiner,
                             only_flagged=args.only == "flagged", model_id=args.model,
                             progress=None if args.quiet else progress, device=args.device)
     except ReportError as exc:
@@ -60,35 +73,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.close()
-    print(f"PDF: {info.pdf_path} ({info.pages} pages, {info.files} files, {info.flagged} flagged)")
-    print(f"SHA-256: {info.sha256}  ({info.sha256_path.name})")
-    if args.csv:
-        written = write_report_csv(args)
-        print(f"CSV: {args.csv} ({written} rows)")
-    return 0
 
 
-def check_report_csv(args: argparse.Namespace) -> None:
+def open_checked_for_csv(args: argparse.Namespace):
+    """The case, read-only, once the CSV's place is known to be allowed (not among its evidence)."""
     from app.case import Case, CaseError
     from app.output_guard import CSV, OutputRefused, case_evidence, check_output
 
     try:
-        with Case(args.case, readonly=True) as case:
-            check_output(args.csv, CSV, case_evidence(case))
-    except (OutputRefused, CaseError) as exc:
+        case = Case(args.case, readonly=True)
+    except CaseError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        check_output(args.csv, CSV, case_evidence(case))
+    except OutputRefused as exc:
+        case.close()
+        raise UsageError(str(exc)) from None
+    return case
 
 
-def write_report_csv(args: argparse.Namespace) -> int:
-    from app.case import Case
-    from app.csv_export import export_csv
-    from app.output_guard import OutputRefused
+def write_report_csv(args: argparse.Namespace, case) -> int:
+    from app.csv_export import write_csv
     from app.report.data import select_rows
 
-    with Case(args.case, readonly=True) as case:
-        try:
-            return export_csv(case, select_rows(case, args.model, args.only == "flagged"), args.csv)
-        except OutputRefused as exc:
-            raise UsageError(str(exc)) from None
-        except OSError as exc:
-            raise UsageError(f"cannot write {args.csv}: {exc.strerror or exc}") from None
+    try:  # the place was checked when the case was opened
+        return write_csv(select_rows(case, args.model, args.only == "flagged"), args.csv, case.evidence_for)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.csv}: {exc.strerror or exc}") from None

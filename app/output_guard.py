@@ -37,19 +37,21 @@ class Evidence:
 
     def __init__(self, files: Iterable[str | Path] = (), folders: Iterable[str | Path] = (),
                  relative_files: Iterable[str | Path] = ()) -> None:
-        files = [absolute(f) for f in files]
+        # one stat per file (and a realpath only for links): a scan passes every file it found
+        files = [Path(f) if Path(f).is_absolute() else absolute(f) for f in files]
         folders = [absolute(f) for f in folders]
         self.files = set(files)
         self._file_ids = {_file_id(f) for f in files} - {None}
         self.folders = set(folders) | {f.parent for f in files}
-        self.folders |= {_real(f) for f in folders} | {_real(f).parent for f in files}  # link targets
+        self.folders |= {_real(f) for f in folders} | {_real(f).parent for f in files if f.is_symlink()}
         self._folder_ids = {_file_id(f) for f in self.folders} - {None}
         self._relative = [Path(f).parts for f in relative_files]
 
     def holds(self, path: Path) -> bool:
-        parts = _real(path).parts
-        return (path in self.files or _file_id(path) in self._file_ids
-                or any(parts[-len(rel):] == rel for rel in self._relative))
+        if path in self.files or _file_id(path) in self._file_ids:
+            return True
+        parts = _real(path).parts if self._relative else ()
+        return any(parts[-len(rel):] == rel for rel in self._relative)
 
     def folder_of(self, path: Path) -> Path | None:
         """The scanned folder `path` would land in (its own folder or any folder above it), if any."""
@@ -66,19 +68,26 @@ class Evidence:
 def scan_evidence(paths: Iterable[Path], entries: Iterable = ()) -> Evidence:
     """What a scan of `paths` examines: the named files and folders, and every file found under them (a
     symbolic link's target included, so an output cannot land on it under another name)."""
-    paths = [Path(p) for p in paths]
-    return Evidence(files=[p for p in paths if not p.is_dir()] + [e.path for e in entries if not e.error],
-                    folders=[p for p in paths if p.is_dir()])
+    folders, files = _split_folders(paths)
+    return Evidence(files=files + [e.path for e in entries if not e.error], folders=folders)
 
 
 def case_evidence(case) -> Evidence:
     """Every file a case examined (under the exact name it was opened by) and what its scans were asked to
     examine (a scanned folder may hold no file directly, only sub-folders)."""
-    named = [Path(p) for p in case.scanned_paths()]
-    stored = [Path(row.fs_path) for row in case.rows()]
-    return Evidence(files=[p for p in stored if p.is_absolute()] + [p for p in named if not p.is_dir()],
-                    folders=[p for p in named if p.is_dir()],
+    folders, named_files = _split_folders(case.scanned_paths())
+    stored = [Path(p) for p in case.file_paths()]
+    return Evidence(files=[p for p in stored if p.is_absolute()] + named_files, folders=folders,
                     relative_files=[p for p in stored if not p.is_absolute()])
+
+
+def _split_folders(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(folders, everything else), with one stat per path."""
+    folders: list[Path] = []
+    others: list[Path] = []
+    for path in map(Path, paths):
+        (folders if path.is_dir() else others).append(path)
+    return folders, others
 
 
 def check_output(target: Path, kind: str, evidence: Evidence, *, create_folder: bool = False) -> Path:

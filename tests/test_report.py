@@ -180,16 +180,23 @@ NAMES = {  # file name → what pdftotext must read back for it
 }
 
 
-def test_names_in_any_script_are_printed_exactly(home, tmp_path):
+def case_of_named_files(tmp_path: Path, names) -> Path:
+    """A case in which the spread model scanned one small picture under each name (PNG for .png, else JPEG)."""
     library = ModelLibrary()
     spread_model(library)
     folder = tmp_path / "photos"
     folder.mkdir()
-    for seed, name in enumerate(NAMES):
-        images.gradient(64, 48, seed).save(folder / name, quality=90)
+    for seed, name in enumerate(names):
+        images.gradient(64, 48, seed).save(folder / name, format="PNG" if name.endswith(".png") else "JPEG",
+                                           quality=90)
     case_path = tmp_path / "case.sqlite"
     with Case(case_path) as case:
         run_scan(case, ScanEngine(library.load("spread"), device="cpu", workers=1), list_entries([folder], False))
+    return case_path
+
+
+def test_names_in_any_script_are_printed_exactly(home, tmp_path):
+    case_path = case_of_named_files(tmp_path, NAMES)
     pdf = tmp_path / "names.pdf"
     build_report(case_path, pdf, title="事件 2026-041 报告", examiner="김민준")
 

@@ -14,14 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.case import Case
 from app.report import build_report
 from app.report.fonts import visual
-from app.scanning import list_entries, run_scan
-from models.engine import ScanEngine
-from models.library import ModelLibrary
-from tests import images
-from tests.test_report import spread_model
+from tests.test_report import case_of_named_files
 
 pytestmark = pytest.mark.skipif(not shutil.which("pdftotext") and not os.environ.get("CI"),
                                 reason="needs poppler-utils (pdftotext); CI must have it")
@@ -57,15 +52,7 @@ def drawn_lines(pdf: Path) -> list[tuple[int, float, str]]:
 
 def test_hebrew_and_arabic_are_shaped_and_drawn_right_to_left(home, tmp_path):
     assert unicodedata.normalize("NFKC", SURA) == ARABIC and unicodedata.normalize("NFKC", MUHAMMAD) == "محمد"
-    library = ModelLibrary()
-    spread_model(library)
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for seed, name in enumerate([f"{HEBREW} 12.jpg", f"{ARABIC}_1.png", WRAPPED, SPOOF]):
-        images.gradient(64, 48, seed).save(folder / name, format="PNG" if name.endswith(".png") else "JPEG")
-    case_path = tmp_path / "case.sqlite"
-    with Case(case_path) as case:
-        run_scan(case, ScanEngine(library.load("spread"), device="cpu", workers=1), list_entries([folder], False))
+    case_path = case_of_named_files(tmp_path, [f"{HEBREW} 12.jpg", f"{ARABIC}_1.png", WRAPPED, SPOOF])
     pdf = tmp_path / "rtl.pdf"
     build_report(case_path, pdf, title="דו״ח מקרה 17", examiner="محمد الأحمد")
 

@@ -45,7 +45,7 @@ def read_iptc(image: Image.Image) -> dict[str, str]:
     for key, name in FIELDS.items():
         value = (raw or {}).get(key)
         values = value if isinstance(value, list) else [value] if value is not None else []
-        text = "; ".join(metadata_text(v) for v in values if metadata_text(v))
+        text = "; ".join(filter(None, map(metadata_text, values)))
         if text:
             fields[name] = text[:MAX_VALUE]
     return fields

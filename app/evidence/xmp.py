@@ -55,10 +55,10 @@ def values_named(root: ET.Element, local_name: str) -> list[str]:
     found: list[str] = []
     for element in root.iter():
         for key, value in element.attrib.items():
-            if _local(key) == local_name and metadata_text(value):
-                found.append(metadata_text(value))
+            if _local(key) == local_name and (text := metadata_text(value)):
+                found.append(text)
         if _local(element.tag) == local_name:
-            texts = [metadata_text(t) for t in element.itertext() if metadata_text(t)]
+            texts = [t for t in map(metadata_text, element.itertext()) if t]
             resource = next((v for k, v in element.attrib.items() if _local(k) == "resource"), "")
             found += texts or ([resource] if resource else [])
     return found

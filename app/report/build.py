@@ -111,8 +111,8 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True  # another user's process
+    except PermissionError:  # another user's process
+        pass
     return True
 
 

@@ -15,6 +15,7 @@ from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
 from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order
 from app.report.pictures import GradCam, Picture, scale_bar, thumbnail, tile_map
 from models.labels import LABELS
+from models.tilemap import strongest
 from models.paths import readable
 
 Progress = Callable[[int, int], None]
@@ -158,7 +159,7 @@ def file_facts(row: CaseRow) -> list[tuple[str, str]]:
 def tile_facts(tiles: list) -> list[tuple[str, str]]:
     if not tiles:
         return []
-    best = max(tiles, key=lambda t: t.p_fake)
+    best = strongest(tiles)
     where = "the whole view" if len(tiles) == 1 else f"the strongest of {len(tiles)} tiles"
     return [("Strongest tile", f"{where}: at x {best.x}, y {best.y}, {best.w}×{best.h} pixels, "
                                f"P(fake) {best.p_fake:.4f}")]
