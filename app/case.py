@@ -26,11 +26,14 @@ import time
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import quote
 
 from models.engine import PriorScore, ScanResult, Tile
 from models.paths import from_bytes, is_exact_text, readable, to_bytes
+
+if TYPE_CHECKING:  # annotations only: the evidence package loads when findings are read
+    from app.evidence.findings import Finding
 
 APPLICATION_ID = 0x46534754  # "FSGT" in the SQLite header: tells a Forensight case from any other database
 SCHEMA_VERSION = 3
@@ -202,6 +205,7 @@ class ModelScore:
     label: str | None
     error: str | None
     scored_at: float
+    architecture: str = ""  # "ensemble": the score combines other models' (no Grad-CAM of its own)
 
 
 _ROW_SQL = """SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
@@ -339,7 +343,8 @@ class Case:
     # ---- writing -----------------------------------------------------------------------------
     def register_model(self, card) -> bool:
         """Record the model; False when the case knew these weights with other input settings (a policy
-        changed with `models set`): scores given under the old settings must then not be reused."""
+        changed with `models set`) or another calibration: scores given under the old ones must then not be
+        reused."""
         with self.db:
             row = self.db.execute("SELECT card_json FROM models WHERE model_id = ? AND weights_sha256 = ?",
                                   (card.id, card.weights_sha256)).fetchone()
@@ -347,7 +352,9 @@ class Case:
                 self.db.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?)",
                                 (card.id, card.weights_sha256, card.name, card.architecture, card.to_json()))
                 return True
-            if _stored_input(row[0]) == json.loads(card.to_json())["input"]:
+            current = json.loads(card.to_json())
+            if _stored_input(row[0]) == current["input"] and \
+                    _stored_calibration(row[0]) == (current.get("calibration") or {}):  # scores stored calibrated
                 return True
             self.db.execute("UPDATE models SET card_json = ? WHERE model_id = ? AND weights_sha256 = ?",
                             (card.to_json(), card.id, card.weights_sha256))
@@ -355,31 +362,40 @@ class Case:
 
     def record(self, results: Iterable[ScanResult], *, thresholds=None, device: str = "") -> None:
         """Write a batch of results, and the findings of those that carry evidence, in one transaction."""
+        self.record_models([(results, thresholds)], device=device)
+
+    def record_models(self, batches: Iterable[tuple[Iterable[ScanResult], object]], *, device: str = "") -> None:
+        """Several models' results of one batch of files, each with its model's thresholds, in one transaction:
+        a multi-model scan stopped at any moment leaves every model's rows for the same files."""
         now = time.time()
         with self.db:
-            for r in results:
-                file_id = self._upsert_file(r, now)
-                if r.evidence is not None:
-                    self._replace_evidence(file_id, r.sha256, r.evidence, now)
-                # texts may quote the file name, which may hold undecodable bytes SQLite cannot store
-                error = readable(r.error) if r.error is not None else None
-                notes = "; ".join(readable(note) for note in r.notes) or None
-                written = self.db.execute(
-                    """INSERT INTO results (file_id, sha256, model_id, weights_sha256, p_fake, label, threshold,
-                           band_low, band_high, error, device, scored_at, reused, notes)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (file_id, model_id, weights_sha256) DO UPDATE SET
-                           sha256=excluded.sha256, p_fake=excluded.p_fake, label=excluded.label,
-                           threshold=excluded.threshold, band_low=excluded.band_low,
-                           band_high=excluded.band_high, error=excluded.error, device=excluded.device,
-                           scored_at=excluded.scored_at, reused=excluded.reused, notes=excluded.notes
-                       WHERE excluded.reused = 0 OR results.error IS NOT NULL
-                           OR results.sha256 IS NOT excluded.sha256""",
-                    (file_id, r.sha256, r.model_id, r.weights_sha256, r.p_fake, r.label,
-                     thresholds.threshold if thresholds else None, thresholds.low if thresholds else None,
-                     thresholds.high if thresholds else None, error, device, now, int(r.reused), notes))
-                if written.rowcount:  # a new or replaced result: its tiles are replaced with it
-                    self._replace_tiles(file_id, r)
+            for results, thresholds in batches:
+                for r in results:
+                    self._record_result(r, thresholds, device, now)
+
+    def _record_result(self, r: ScanResult, thresholds, device: str, now: float) -> None:
+        file_id = self._upsert_file(r, now)
+        if r.evidence is not None:
+            self._replace_evidence(file_id, r.sha256, r.evidence, now)
+        # texts may quote the file name, which may hold undecodable bytes SQLite cannot store
+        error = readable(r.error) if r.error is not None else None
+        notes = "; ".join(readable(note) for note in r.notes) or None
+        written = self.db.execute(
+            """INSERT INTO results (file_id, sha256, model_id, weights_sha256, p_fake, label, threshold,
+                   band_low, band_high, error, device, scored_at, reused, notes)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (file_id, model_id, weights_sha256) DO UPDATE SET
+                   sha256=excluded.sha256, p_fake=excluded.p_fake, label=excluded.label,
+                   threshold=excluded.threshold, band_low=excluded.band_low,
+                   band_high=excluded.band_high, error=excluded.error, device=excluded.device,
+                   scored_at=excluded.scored_at, reused=excluded.reused, notes=excluded.notes
+               WHERE excluded.reused = 0 OR results.error IS NOT NULL
+                   OR results.sha256 IS NOT excluded.sha256""",
+            (file_id, r.sha256, r.model_id, r.weights_sha256, r.p_fake, r.label,
+             thresholds.threshold if thresholds else None, thresholds.low if thresholds else None,
+             thresholds.high if thresholds else None, error, device, now, int(r.reused), notes))
+        if written.rowcount:  # a new or replaced result: its tiles are replaced with it
+            self._replace_tiles(file_id, r)
 
     def _replace_tiles(self, file_id: int, r: ScanResult) -> None:
         """The result's tiles; a score reused from the case takes the tiles of the result it came from."""
@@ -499,7 +515,7 @@ class Case:
         """Every model's result for one file, newest first: how the detectors agree on it."""
         rows = self.db.execute(
             """SELECT r.model_id, COALESCE(m.name, r.model_id), r.weights_sha256, r.p_fake, r.label, r.error,
-                      r.scored_at
+                      r.scored_at, COALESCE(m.architecture, '')
                FROM results r LEFT JOIN models m
                     ON m.model_id = r.model_id AND m.weights_sha256 = r.weights_sha256
                WHERE r.file_id = ? ORDER BY r.scored_at DESC, r.id DESC""", (file_id,)).fetchall()
@@ -673,6 +689,15 @@ def _stored_input(card_json: object) -> object:
     if not isinstance(stored, dict):
         return None
     return json.loads(json.dumps(asdict(InputSpec()) | stored))
+
+
+def _stored_calibration(card_json: object) -> object:
+    """The calibration of a card stored in the case ({} for a card written before calibration existed)."""
+    try:
+        stored = json.loads(card_json)
+    except (TypeError, ValueError):
+        return None
+    return stored.get("calibration") or {} if isinstance(stored, dict) else None
 
 
 def _storable_json(text: str) -> str:

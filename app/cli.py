@@ -75,9 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "under PATH with a detector; write results to a case database and optionally a CSV.")
     scan.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     scan.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    scan.add_argument("--model", metavar="ID", help="model id from `forensight models list` (default: the default)")
+    scan.add_argument("--model", metavar="ID", action="append", help="model id from `forensight models list` "
+                      "(default: the default); repeat it to score every file with several models in one pass")
     scan.add_argument("--threshold", type=float, metavar="T", help="P(fake) at or above which an image is "
-                      "called AI-generated (default: the model card's)")
+                      "called AI-generated (default: the model card's; with several models, every model's)")
     scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band, e.g. 0.3,0.7; the threshold twice "
                       "(0.5,0.5) disables it (default: the card's, or threshold ± 0.2 when --threshold is given)")
     scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                                ("--std", str, "R,G,B std"), ("--interpolation", str, "bilinear, bicubic, lanczos "
                                "or nearest")):
         p.add_argument(option, type=kind, help=f"ONNX model: {text}")
+    p.add_argument("--tower", type=Path, metavar="FILE", help="UnivFD head (fc_weights.pth): the CLIP ViT-L/14 "
+                   "image tower it scores, as OpenCLIP distributes it (open_clip_pytorch_model.bin or "
+                   "open_clip_model.safetensors)")
     p.add_argument("--input-json", type=Path, metavar="FILE", help="ONNX model: the input settings as a JSON "
                    'object, e.g. {"policy": "resize", "size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}')
     p.set_defaults(run=cmd_models_import)
@@ -139,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli_report import add_report_command
 
     add_report_command(sub)
+    from app.cli_calibrate import add_calibrate_command
+
+    add_calibrate_command(sub)
+    from app.cli_ensemble import add_ensemble_command
+
+    add_ensemble_command(sub)
     return parser
 
 
@@ -187,38 +197,55 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from app.case import Case, CaseError
     from app.scanning import list_entries
     from models.device import describe_device
-    from models.engine import ScanEngine
+    from models.engine import MultiScanEngine, ScanEngine
+    from models.ensemble import EnsembleScorer, build_scorers
 
-    model, device = load_scan_model(args)
-    thresholds = scan_thresholds(args, model.card)
+    models, device = load_scan_models(args)
+    for model in models:
+        scan_thresholds(args, model.card)  # a bad --band: refused before any case exists
     entries = list_entries(args.paths, args.recursive)
     case_path, csv_path = check_scan_outputs(args, entries)  # again with every file found (links included)
     try:
         case = Case(case_path)
     except CaseError as exc:
         raise UsageError(str(exc)) from None
-    engine = ScanEngine(model, device=device, batch_size=args.batch_size, workers=args.workers,
-                        thresholds=thresholds)
-    card = model.card
-    print(f"Model {card.id} ({card.architecture}, weights {card.weights_sha256[:12]}) on "
-          f"{describe_device(device)}; threshold {thresholds.threshold:g}, inconclusive "
-          f"{thresholds.low:g}-{thresholds.high:g}", file=sys.stderr)
+    # --threshold and --band are the named models'; an ensemble's members that were not named keep their cards'
+    named = {model.card.id for model in models}
+
+    def thresholds_for(card):
+        return scan_thresholds(args, card) if card.id in named else None
+
+    scorers = build_scorers(models, lambda model: ScanEngine(
+        model, device=device, batch_size=args.batch_size, workers=args.workers,
+        thresholds=thresholds_for(model.card)), thresholds_for)
+    for scorer in scorers:
+        card, thresholds = scorer.card, scorer.thresholds
+        what = (f"ensemble of {', '.join(m.card.id for m in scorer.members)}, {card.ensemble['combine']}"
+                if isinstance(scorer, EnsembleScorer) else f"{card.architecture}, weights {card.weights_sha256[:12]}")
+        print(f"Model {card.id} ({what}) on {describe_device(device)}; threshold {thresholds.threshold:g}, "
+              f"inconclusive {thresholds.low:g}-{thresholds.high:g}", file=sys.stderr)
     print(f"{len(entries)} files; case {readable(case_path)}", file=sys.stderr)
+    model_ids = [scorer.card.id for scorer in scorers]
     with case:
-        summary = scan_with_progress(case, engine, entries, args)
+        summary = scan_with_progress(case, MultiScanEngine(scorers), entries, args)  # one model: the same path
         if summary is None:
-            print(f"\nInterrupted. {case.count_results(card.id)} results are saved in {readable(case_path)}; "
+            counts = {model_id: case.count_results(model_id) for model_id in model_ids}
+            saved = str(sum(counts.values())) + ("" if len(counts) == 1 else
+                                                 f" ({', '.join(f'{m}: {n}' for m, n in counts.items())})")
+            print(f"\nInterrupted. {saved} results are saved in {readable(case_path)}; "
                   "run the same command to finish.", file=sys.stderr)
             return 130
         for line in summary.lines():
             print(line)
         print(f"Case: {readable(case_path)}")
         if csv_path:
-            print(f"CSV: {readable(csv_path)} ({write_scan_csv(case, card.id, summary, csv_path)} rows)")
+            print(f"CSV: {readable(csv_path)} ({write_scan_csv(case, model_ids, summary, csv_path)} rows)")
     return 0
 
 
-def load_scan_model(args: argparse.Namespace):
+def load_scan_models(args: argparse.Namespace):
+    """Every --model (once each, in the order given; the default model without one) and the device. An
+    ensemble comes loaded with its members (refused when one is missing or changed)."""
     from models.card import CardError
     from models.checkpoints import CheckpointError
     from models.device import DeviceError, select_device
@@ -226,9 +253,9 @@ def load_scan_model(args: argparse.Namespace):
 
     library = ModelLibrary()
     try:
-        entry = library.resolve(args.model)
+        entries = [library.resolve(model_id) for model_id in dict.fromkeys(args.model or [None])]
         device = select_device(args.device)
-        return library.load(entry), device
+        return [library.load(entry) for entry in entries], device
     except (ModelNotFoundError, NoModelError, DeviceError, CheckpointError, CardError) as exc:
         raise UsageError(str(exc).strip("'\"")) from None
 
@@ -256,7 +283,8 @@ def scan_with_progress(case, engine, entries, args: argparse.Namespace):
 
         progress = tqdm(total=len(entries), unit="file", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
                         smoothing=0.1)
-    on_batch = (lambda batch, _summary: progress.update(len(batch))) if progress is not None else None
+    # by files done, not results: a file scored by several models is one step
+    on_batch = (lambda _batch, summary: progress.update(summary.done - progress.n)) if progress is not None else None
     try:
         return run_scan(case, engine, entries, on_batch=on_batch, roots=args.paths)
     except KeyboardInterrupt:
@@ -268,11 +296,11 @@ def scan_with_progress(case, engine, entries, args: argparse.Namespace):
             progress.close()
 
 
-def write_scan_csv(case, model_id: str, summary, csv_path: Path) -> int:
-    from app.csv_export import export_csv
+def write_scan_csv(case, model_ids: list[str], summary, csv_path: Path) -> int:
+    from app.csv_export import export_models_csv
 
-    try:
-        return export_csv(case, case.rows(model_id, paths=summary.paths), csv_path)
+    try:  # one model: the same CSV as ever; several: their columns side by side
+        return export_models_csv(case, model_ids, csv_path, paths=summary.paths)
     except OSError as exc:
         raise UsageError(f"cannot write {readable(csv_path)}: {exc.strerror or exc}; the results are safe "
                          f"in the case {readable(case.path)}") from None
@@ -319,7 +347,7 @@ def cmd_models_import(args: argparse.Namespace) -> int:
         entry = _library().import_path(args.path, architecture=args.arch, model_id=args.model_id,
                                        name=args.name, fake_index=args.fake_index, policy=args.policy,
                                        threshold=args.threshold, family=args.family, fake_label=args.fake_label,
-                                       input_spec=spec)
+                                       input_spec=spec, tower=args.tower)
     card = entry.card
     family = f" [{card.family}]" if card.family else ""
     print(f"Imported {card.id}{family}: {card.architecture}, {card.num_logits} logit(s) ({card.output}), "

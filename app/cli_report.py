@@ -93,10 +93,11 @@ def open_checked_for_csv(args: argparse.Namespace):
 
 
 def write_report_csv(args: argparse.Namespace, case) -> int:
-    from app.csv_export import write_csv
+    from app.csv_export import model_calibrations, write_csv
     from app.report.data import select_rows
 
     try:  # the place was checked when the case was opened
-        return write_csv(select_rows(case, args.model, args.only == "flagged"), args.csv, case.evidence_for)
+        return write_csv(select_rows(case, args.model, args.only == "flagged"), args.csv, case.evidence_for,
+                         model_calibrations(case))
     except OSError as exc:
         raise UsageError(f"cannot write {args.csv}: {exc.strerror or exc}") from None

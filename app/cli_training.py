@@ -18,13 +18,29 @@ def add_training_commands(sub) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the full report as JSON")
     p.set_defaults(run=cmd_data_inspect)
-    p = dsub.add_parser("build-starter", help="build the offline starter dataset (real photos + 3 generators)")
+    p = dsub.add_parser("build-starter", help="build the starter training set: offline photos and 3 small "
+                        "generators, plus the modern set (real photos, modern generators) when present",
+                        description="Build the starter training set. Sources: the offline set (photos shipped in "
+                        "Debian and PyPI packages against DCGAN faces, painted eyes and Real-ESRGAN) and the modern "
+                        "set (public real photos and modern generators' images, normalised so that format, size, "
+                        "shape and metadata tell nothing), split by source repository.")
     p.add_argument("out", type=Path)
     p.add_argument("--install", action="store_true", help="install the Debian and PyPI packages it needs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--crops-per-photo", type=int, default=36)
     p.add_argument("--per-generator", type=int, default=420)
+    p.add_argument("--modern", type=Path, metavar="DIR",
+                   help="the modern set's folder (MANIFEST.csv and its files; default: ../shared/datasets/modern "
+                        "beside this checkout, when present)")
+    p.add_argument("--modern-crops", type=int, default=3, help="crops per training picture of the modern set")
+    p.add_argument("--without-modern", action="store_true", help="only the offline set")
+    p.add_argument("--without-offline", action="store_true", help="only the modern set")
     p.set_defaults(run=cmd_build_starter)
+    p = dsub.add_parser("rebuild-modern", help="recreate the modern set's files from local clones of its public "
+                        "repositories (the project keeps the manifest, never the images)")
+    p.add_argument("clones", type=Path, help="folder holding the clones as OWNER/NAME (git)")
+    p.add_argument("out", type=Path, help="where to write the set (then: build-starter --modern OUT)")
+    p.set_defaults(run=cmd_rebuild_modern)
 
     from training.recipes import RECIPES
 
@@ -42,6 +58,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--arch", help="architecture (overrides the recipe's)")
     p.add_argument("--from", dest="start_from", metavar="MODEL", help="fine-tune from a library model")
+    p.add_argument("--tower", metavar="FILE|MODEL", help="linear_probe: the frozen image tower, an OpenCLIP weights "
+                   "file (open_clip_pytorch_model.bin, open_clip_model.safetensors) or a library model that has one")
     p.add_argument("--seed", type=int)
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower)")
     p.add_argument("--workers", type=int, help="data-loading processes")
@@ -90,20 +108,56 @@ def cmd_data_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_build_starter(args: argparse.Namespace) -> int:
-    from training import starter
+    from training import modern, starter
 
-    if args.install:
-        starter.install_inputs()
-    try:
-        manifest = starter.build_starter(args.out, crops_per_photo=args.crops_per_photo,
-                                         per_generator=args.per_generator, seed=args.seed)
-    except RuntimeError as exc:
-        raise UsageError(str(exc)) from None
-    for key, count in manifest["counts"].items():
-        print(f"  {key:<32} {count:>6}")
-    print(f"Starter dataset in {args.out} ({len(manifest['photos'])} photographs); "
-          f"check it with `forensight data inspect {args.out}`")
+    modern_dir = None if args.without_modern else args.modern or (
+        modern.DEFAULT_LOCATION if (modern.DEFAULT_LOCATION / modern.MANIFEST).is_file() else None)
+    if args.without_offline and modern_dir is None:
+        raise UsageError("nothing to build: --without-offline needs the modern set (--modern DIR)")
+    guard_outside_sources(args.out, [modern_dir] if modern_dir else [])
+    if not args.without_offline:
+        if args.install:
+            starter.install_inputs()
+        try:
+            manifest = starter.build_starter(args.out, crops_per_photo=args.crops_per_photo,
+                                             per_generator=args.per_generator, seed=args.seed)
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        for key, count in manifest["counts"].items():
+            print(f"  {key:<32} {count:>6}")
+        print(f"Offline set: {len(manifest['photos'])} photographs and 3 generators")
+    if modern_dir is not None:
+        print(f"modern set from {modern_dir}: every picture decoded, cropped and re-encoded the same way")
+        try:
+            done = modern.prepare(modern_dir, args.out, train_crops=args.modern_crops, seed=args.seed)
+        except modern.ModernSetError as exc:
+            raise UsageError(str(exc)) from None
+        for key, count in done["pictures"].items():
+            print(f"  modern {key:<25} {count:>6} pictures")
+        for line in done["skipped"]:
+            print(f"  skipped {line}")
+        print(f"Modern set: {done['crops']} crops of {modern.CROP}×{modern.CROP} (list: modern-prepared.csv)")
+    print(f"Starter dataset in {args.out}; check it with `forensight data inspect {args.out}`")
     return 0
+
+
+def guard_outside_sources(out: Path, sources: list[Path]) -> None:
+    """The prepared set is written beside, never into, the folders it reads (they may be read-only evidence)."""
+    resolved = Path(out).expanduser().resolve()
+    for source in sources:
+        source = Path(source).expanduser().resolve()
+        if resolved == source or source in resolved.parents:
+            raise UsageError(f"{out} is inside {source}: write the starter set elsewhere")
+
+
+def cmd_rebuild_modern(args: argparse.Namespace) -> int:
+    from training import modern
+
+    guard_outside_sources(args.out, [args.clones])
+    done = modern.rebuild(args.clones, args.out)
+    for line in done["problems"][:20]:
+        print(f"  {line}")
+    return 0 if done["written"] == done["total"] else 1
 
 
 def _recipe_from_args(args: argparse.Namespace):
@@ -117,7 +171,7 @@ def _recipe_from_args(args: argparse.Namespace):
         overrides[key.strip()] = value.strip()
     for field, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.batch_size),
                          ("architecture", args.arch), ("pretrained", args.start_from), ("seed", args.seed),
-                         ("workers", args.workers)):
+                         ("workers", args.workers), ("tower", args.tower)):
         if value is not None:
             overrides[field] = value
     if args.deterministic:
@@ -156,6 +210,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             v = event.values
             print(f"Training {recipe.architecture} with {recipe.name}: {v['train']} train / {v['val']} validation "
                   f"images on {v['device']}; Ctrl-C stops cleanly", file=sys.stderr)
+        elif event.kind == "progress":  # a linear probe's feature batches
+            if bar is None or bar.total != event.batches:
+                bar = tqdm(total=event.batches, desc=event.message or "progress", unit="batch", file=sys.stderr,
+                           leave=False, dynamic_ncols=True)
+            bar.update(event.batch - bar.n)
+            if event.batch >= event.batches:
+                bar.close()
         elif event.kind == "epoch_start":
             bar = tqdm(total=event.batches, desc=f"epoch {event.epoch}/{event.epochs}", unit="batch",
                        file=sys.stderr, leave=False, dynamic_ncols=True)

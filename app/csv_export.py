@@ -9,11 +9,12 @@ from typing import Callable, Iterable
 
 from app.case import CaseRow
 from app.evidence.findings import Finding
+from models.labels import agreement
 
 COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc",
            "p_fake", "label", "threshold", "model_id", "weights_sha256", "error", "scored_utc", "notes",
            "strongest_tile_x", "strongest_tile_y", "strongest_tile_w", "strongest_tile_h", "strongest_tile_p_fake",
-           "camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence"]
+           "camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence", "calibration"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -62,19 +63,102 @@ def export_csv(case, rows: Iterable[CaseRow], path: Path) -> int:
     columns, refused (OutputRefused) where it would overwrite evidence or a file that is not a Forensight CSV."""
     from app.output_guard import CSV, case_evidence, check_output
 
-    return write_csv(rows, check_output(path, CSV, case_evidence(case)), case.evidence_for)
+    return write_csv(rows, check_output(path, CSV, case_evidence(case)), case.evidence_for,
+                     model_calibrations(case))
+
+
+def model_calibrations(case) -> dict[tuple[str, str], str]:
+    """(model id, weights SHA-256) → one sentence on the calibration its card carries ("" for none), from the
+    cards stored in the case: a row scored by a calibrated variant says so, and an ensemble's says how it
+    combined its members (models/ensemble.py)."""
+    import json
+
+    from models.calibration import describe
+    from models.ensemble import describe as describe_ensemble
+
+    found = {}
+    for model_id, weights, card_json in case.db.execute("SELECT model_id, weights_sha256, card_json FROM models"):
+        try:
+            card = json.loads(card_json or "{}")
+        except ValueError:
+            continue
+        if isinstance(card, dict) and isinstance(card.get("ensemble"), dict) and card["ensemble"]:
+            found[(model_id, weights)] = describe_ensemble(card["ensemble"])
+        elif isinstance(card, dict) and isinstance(card.get("calibration"), dict):
+            found[(model_id, weights)] = describe(card["calibration"])
+    return found
 
 
 def write_csv(rows: Iterable[CaseRow], path: Path,
-              evidence: Callable[[int], list[Finding]] | None = None) -> int:
+              evidence: Callable[[int], list[Finding]] | None = None,
+              calibrations: dict[tuple[str, str], str] | None = None) -> int:
     """Write one line per row; `evidence` (e.g. Case.evidence_for) gives a file's findings by file id,
-    and without it the evidence columns stay empty."""
+    and without it the evidence columns stay empty; `calibrations` (model_calibrations) fills the last one."""
     count = 0
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         for row in rows:
             findings = evidence(row.file_id) if evidence else []
-            writer.writerow([spreadsheet_safe(v) for v in row_values(row) + evidence_values(findings)])
+            calibration = (calibrations or {}).get((row.model_id, row.weights_sha256), "")
+            writer.writerow([spreadsheet_safe(v) for v in row_values(row) + evidence_values(findings) + [calibration]])
             count += 1
     return count
+
+
+# ---- several models side by side (a multi-model scan) ------------------------------------------------------
+FILE_COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc"]
+MODEL_COLUMNS = ["p_fake", "label", "threshold", "weights_sha256", "error", "scored_utc", "notes",
+                 "strongest_tile_p_fake", "calibration"]
+EVIDENCE_COLUMNS = ["camera", "software", "generator_metadata", "c2pa", "jpeg_quality", "evidence"]  # evidence_values
+
+
+def model_columns(model_ids: list[str]) -> list[str]:
+    """The header of a CSV with several models: each model's columns named `column[model id]`, then whether
+    the models agree, then the file's evidence."""
+    return (FILE_COLUMNS + [f"{name}[{model_id}]" for model_id in model_ids for name in MODEL_COLUMNS]
+            + ["agreement"] + EVIDENCE_COLUMNS)
+
+
+def export_models_csv(case, model_ids: list[str], path: Path, paths: Iterable[str] | None = None) -> int:
+    """export_csv for one model (the same file as before, column for column), or one row per file with every
+    model's columns side by side for several; `paths` limits it to those files (a scan's)."""
+    from app.output_guard import CSV, case_evidence, check_output
+
+    paths = None if paths is None else list(paths)
+    if len(model_ids) == 1:
+        return export_csv(case, case.rows(model_ids[0], paths=paths), path)
+    target = check_output(path, CSV, case_evidence(case))
+    return write_models_csv({model_id: case.rows(model_id, paths=paths) for model_id in model_ids}, target,
+                            case.evidence_for, model_calibrations(case))
+
+
+def write_models_csv(rows_by_model: dict[str, list[CaseRow]], path: Path,
+                     evidence: Callable[[int], list[Finding]] | None = None,
+                     calibrations: dict[tuple[str, str], str] | None = None) -> int:
+    """One line per file (in the first model's order), each model's result in its own columns."""
+    model_ids = list(rows_by_model)
+    by_file = {model_id: {row.file_id: row for row in rows} for model_id, rows in rows_by_model.items()}
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+        writer.writerow([spreadsheet_safe(name) for name in model_columns(model_ids)])  # ids are user-chosen
+        for first in rows_by_model[model_ids[0]]:
+            rows = [by_file[model_id].get(first.file_id) for model_id in model_ids]
+            values = row_values(first)[:len(FILE_COLUMNS)]  # the file's facts lead every row
+            for row in rows:
+                values += _model_values(row, calibrations or {})
+            values.append(agreement(rows))  # agree / differ / empty: models.labels.agreement
+            values += evidence_values(evidence(first.file_id) if evidence else [])
+            writer.writerow([spreadsheet_safe(v) for v in values])
+            count += 1
+    return count
+
+
+def _model_values(row: CaseRow | None, calibrations: dict[tuple[str, str], str]) -> list[object]:
+    if row is None or row.model_id is None:  # the file has no result of this model
+        return [""] * len(MODEL_COLUMNS)
+    tile = row.strongest_tile
+    return ["" if row.p_fake is None else f"{row.p_fake:.6f}", row.label, row.threshold, row.weights_sha256,
+            row.error, _utc(row.scored_at), row.notes, "" if tile is None else f"{tile.p_fake:.6f}",
+            calibrations.get((row.model_id, row.weights_sha256), "")]

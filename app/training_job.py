@@ -13,7 +13,7 @@ from models.card import ID_RULE, CardError, is_valid_model_id
 from models.device import DeviceError, select_device
 from models.engine import CancelToken
 from models.library import LibraryEntry, ModelLibrary, data_home
-from training.recipes import Recipe, get_recipe
+from training.recipes import Recipe, get_recipe, is_probe
 from training.trainer import LAST, TrainingEvent, TrainingResult, fit, input_spec_for
 
 
@@ -58,6 +58,8 @@ def plan_training(recipe: Recipe, data: Path, name: str, *, library: ModelLibrar
         raise TrainingSetupError(str(exc)) from None
     if recipe.pretrained not in ("imagenet", "none"):
         check_fine_tuning(recipe, library)
+    if is_probe(recipe):
+        check_probe_tower(recipe, library)
     try:  # the card the model will get: a size it would refuse must stop the job now, not after training
         input_spec_for(recipe).validate()
     except (CardError, ValueError) as exc:
@@ -77,6 +79,21 @@ def check_fine_tuning(recipe: Recipe, library: ModelLibrary) -> None:
             f"cannot fine-tune {card.id}: it is {card.architecture} with {card.num_logits} logit(s), the recipe "
             f"trains {recipe.architecture} with {recipe.num_logits}; choose a matching recipe, or set "
             f"architecture and num_logits to the model's")
+
+
+def check_probe_tower(recipe: Recipe, library: ModelLibrary) -> None:
+    """A linear probe needs its tower before any work: a file, or a library model that has one."""
+    if not recipe.tower:
+        raise TrainingSetupError("the linear_probe recipe needs a tower: --tower FILE (an OpenCLIP weights file such "
+                                 "as open_clip_pytorch_model.bin) or the id of a library model that has one")
+    if Path(recipe.tower).expanduser().is_file():
+        return
+    try:
+        card = library.get(recipe.tower).card
+    except LookupError:
+        raise TrainingSetupError(f"tower {recipe.tower!r} is neither a file nor a library model") from None
+    if card.architecture != "tower_linear":
+        raise TrainingSetupError(f"library model {card.id} ({card.architecture}) has no foundation-model tower")
 
 
 def fine_tuning_overrides(library: ModelLibrary, model_id: str) -> dict[str, Any]:

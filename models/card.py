@@ -14,10 +14,17 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NoReturn
 
+from models.calibration import calibration_problem
+from models.ensemble import ensemble_problem
 from models.registry import ARCHITECTURES, get_architecture
 
 CARD_FORMAT = "forensight-model-card"
-CARD_VERSION = 1
+# 2: the card may carry a calibration. A card with one is written as version 2, so that a Forensight that
+# cannot apply it refuses the card instead of using its calibrated threshold on uncalibrated scores; every
+# other card is still written as version 1 and reads in older versions as before.
+# 3: the card may be an ensemble (models/ensemble.py): written as version 3, so that a Forensight without
+# ensembles says "update the application" instead of naming an unknown architecture.
+CARD_VERSION = 3
 INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop", "tiles", "full", "five_crop", "ten_crop")
 # Policies that look at native-resolution pixels (several views or the whole picture): never draft-decoded.
 MULTI_VIEW_POLICIES = ("tiles", "full", "five_crop", "ten_crop")
@@ -138,6 +145,11 @@ class ModelCard:
     # what that family needs to rebuild the network (a Hugging Face config, an ONNX file's input name): plain data
     family: str = ""
     family_config: dict[str, Any] = field(default_factory=dict)
+    # How P(fake) is calibrated (models/calibration.py; {} = the model's own P(fake)), fitted by
+    # `forensight calibrate` on the examiner's photos, with what it was fitted on
+    calibration: dict[str, Any] = field(default_factory=dict)
+    # An ensemble's combination of other library models (architecture "ensemble"; models/ensemble.py; {} = none)
+    ensemble: dict[str, Any] = field(default_factory=dict)
 
     @property
     def output(self) -> str:
@@ -182,9 +194,17 @@ class ModelCard:
             _refuse("family", self.family, "empty or a family name such as \"npr\" (a-z, 0-9, '.', '_', '-')")
         if not isinstance(self.family_config, dict):
             _refuse("family_config", self.family_config, "an object")
+        if problem := calibration_problem(self.calibration):
+            _refuse(*problem)
+        if problem := ensemble_problem(self.ensemble):
+            _refuse(*problem)
+        if bool(self.ensemble) != (self.architecture == "ensemble"):
+            _refuse("ensemble", self.ensemble, "the combination of an ensemble's members, given exactly when "
+                                               "architecture is \"ensemble\"")
 
     def to_json(self) -> str:
-        data = {"format": CARD_FORMAT, "format_version": CARD_VERSION, **asdict(self)}
+        version = 3 if self.ensemble else 2 if self.calibration else 1  # the oldest version that reads it
+        data = {"format": CARD_FORMAT, "format_version": version, **asdict(self)}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
     @classmethod

@@ -125,8 +125,8 @@ def infer_architecture(state: StateDict) -> tuple[str, int]:
     """The registry architecture whose parameter names and shapes match, and its number of logits."""
     for name, arch in ARCHITECTURES.items():
         head = state.get(arch.head_weight)
-        if head is None or head.ndim != 2 or head.shape[0] not in (1, 2):
-            continue
+        if arch.external or head is None or head.ndim != 2 or head.shape[0] not in (1, 2):
+            continue  # an external network (a foundation-model tower) is rebuilt from its card, never guessed
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
             reference = build_model(name, head.shape[0]).state_dict()
         if reference.keys() == state.keys() and all(reference[k].shape == state[k].shape for k in reference):

@@ -120,6 +120,9 @@ class Explainer:
 
             reshape = (None if not self.tokens else _tokens_to_grid() if self.own_layer
                        else _vit_tokens_to_grid(self.module))
+            # a network that cuts its own windows out of the picture (B-Free's five token crops) knows where each
+            # window's tokens lie on the picture: it maps them back itself
+            reshape = getattr(self.module, "gradcam_reshape", None) or reshape
             with torch.enable_grad(), GradCAM(self.module, [self.target_layer], reshape_transform=reshape) as cam:
                 crop_map = cam(batch, targets=[ClassifierOutputTarget(self.target_index)])[0]
         return np.clip(np.nan_to_num(crop_map), 0.0, 1.0).astype(np.float32)

@@ -66,6 +66,14 @@ def set_model_input(library, model_id: str, changes: dict[str, Any]):
     if entry.shipped:
         raise CardError(f"{model_id} ships with Forensight and is read-only: import a copy with "
                         f"`forensight models import {entry.directory} --id my-{model_id}` and change that")
+    if entry.card.architecture == "ensemble":
+        raise CardError(f"{model_id} is an ensemble: it looks at each picture through its members, whose own "
+                        "settings apply")
+    if entry.card.calibration and any(getattr(entry.card.input, k) != v for k, v in changes.items()):
+        # its calibration and threshold were fitted on the scores of the old settings
+        source = entry.card.calibration.get("fitted_on", {}).get("model", "the original model")
+        raise CardError(f"{model_id} was calibrated on the scores of its current input settings; give a copy "
+                        f"of {source} the new settings and calibrate that (`forensight calibrate ID --real FOLDER`)")
     card = with_input(entry.card, changes)
     card.save(entry.directory / CARD_NAME)
     return library.get(model_id)

@@ -32,3 +32,17 @@ class Thresholds:
         if band is not None:
             return cls(threshold, band[0], band[1])
         return cls(threshold, max(0.0, threshold - half_width), min(1.0, threshold + half_width))
+
+
+AGREE, DIFFER = "agree", "differ"
+
+
+def agreement(results) -> str:
+    """Whether several models labelled one file alike: AGREE, DIFFER, or "" when there are fewer than two or
+    some model has no label for it (an error, or None: not scored by that model). `results`: anything with
+    .label and .error (ScanResult, CaseRow, ModelScore); one rule for the summary, CSV, table and report."""
+    results = list(results)
+    labels = [r.label if r is not None and not r.error else None for r in results]
+    if len(labels) < 2 or None in labels:
+        return ""
+    return AGREE if len(set(labels)) == 1 else DIFFER

@@ -11,12 +11,16 @@ import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from models.card import CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id, sha256_file
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, infer_architecture,
                                 module_from_state, read_safetensors, read_torch_object, write_safetensors)
+
+if TYPE_CHECKING:
+    from models.ensemble import LoadedEnsemble
 
 CARD_NAME = "card.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -162,8 +166,10 @@ class ModelLibrary:
         module_from_state(card, state)  # refuse weights that do not fit before writing anything
         return self._store(card, lambda weights: write_safetensors(state, weights))
 
-    def add_file(self, card: ModelCard, source: Path) -> LibraryEntry:
-        """Store a weights file as it is (an ONNX graph) with its card; the file is checked by loading it."""
+    def add_file(self, card: ModelCard, source: Path, extra_files: dict[str, bytes] | None = None) -> LibraryEntry:
+        """Store a weights file as it is (an ONNX graph, a calibrated variant's copy of its original's weights)
+        with its card, and `extra_files` (name → bytes: a reliability diagram) beside them; the weights are
+        checked by loading them."""
         card.validate()
         if any(e.card.id == card.id for e in self.entries()):
             raise CardError(f"a model with id {card.id!r} already exists; choose another id")
@@ -171,8 +177,28 @@ class ModelLibrary:
         def copy_and_check(weights: Path) -> None:
             shutil.copyfile(source, weights)
             _load_module(card, weights)
+            for name, data in (extra_files or {}).items():  # in the staging folder: all or nothing
+                (weights.parent / Path(name).name).write_bytes(data)
 
         return self._store(card, copy_and_check)
+
+    def add_ensemble(self, card: ModelCard, extra_files: dict[str, bytes] | None = None) -> LibraryEntry:
+        """Store an ensemble (models/ensemble.py): its card and, as its weights file, the canonical combination,
+        whose SHA-256 becomes the ensemble's weights_sha256. Its members are checked before anything is written."""
+        from models.ensemble import COMBINATION_FILE, combination_bytes, member_entries
+
+        card = replace(card, weights_file=COMBINATION_FILE)
+        card.validate()
+        if any(e.card.id == card.id for e in self.entries()):
+            raise CardError(f"a model with id {card.id!r} already exists; choose another id")
+        member_entries(self, card)
+
+        def write(weights: Path) -> None:
+            weights.write_bytes(combination_bytes(card.ensemble))
+            for name, data in (extra_files or {}).items():
+                (weights.parent / Path(name).name).write_bytes(data)
+
+        return self._store(card, write)
 
     def _store(self, card: ModelCard, write_weights) -> LibraryEntry:
         self.user_dir.mkdir(parents=True, exist_ok=True)
@@ -192,9 +218,11 @@ class ModelLibrary:
     def import_path(self, path: Path, *, architecture: str | None = None, model_id: str | None = None,
                     name: str | None = None, fake_index: int | None = None,
                     policy: str | None = None, threshold: float | None = None, family: str | None = None,
-                    fake_label: str | None = None, input_spec: dict | None = None) -> LibraryEntry:
+                    fake_label: str | None = None, input_spec: dict | None = None,
+                    tower: Path | None = None) -> LibraryEntry:
         """Import a Forensight model folder/card, a published detector (models/families: a PyTorch checkpoint
-        of a known family, a Hugging Face folder, an ONNX graph), a safetensors file or a plain state dict."""
+        of a known family, a Hugging Face folder, an ONNX graph, a UnivFD head with its CLIP `tower` file), a
+        safetensors file or a plain state dict."""
         path = Path(path).expanduser()
         try:
             mode = os.stat(path).st_mode  # before opening anything: a FIFO would block, /dev/zero never ends
@@ -204,6 +232,12 @@ class ModelLibrary:
             raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
         if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
             raise CheckpointError(f"{path} is {file_kind(mode)}, not a model file or folder")
+        if tower is not None or family == "univfd":  # a linear head and the foundation-model tower it scores
+            from models.families import univfd
+
+            card, state = univfd.prepare(path, Path(tower).expanduser() if tower else None, model_id=model_id,
+                                         name=name, threshold=threshold, policy=policy)
+            return self.add(card, state)
         if family == "huggingface" or stat.S_ISDIR(mode) and not (path / CARD_NAME).exists():
             from models.families import huggingface
 
@@ -219,6 +253,9 @@ class ModelLibrary:
         if stat.S_ISDIR(mode) or path.suffix.lower() == ".json":
             card_path = path / CARD_NAME if stat.S_ISDIR(mode) else path
             card = ModelCard.load(card_path)
+            if card.architecture == "ensemble":  # its members are this library's models, not files beside it
+                raise CheckpointError("an ensemble is made from the models of this library with `forensight "
+                                      "ensemble create`, not imported")
             weights = card_path.parent / card.weights_file
             if not weights.exists():
                 raise CheckpointError(f"the card names {card.weights_file}, which is not beside it")
@@ -241,6 +278,11 @@ class ModelLibrary:
             raise CheckpointError(f"{path.name} holds no state dict of tensors: {families.describe(raw)}; "
                                   f"{families.known_families_text()}") from None
         del raw
+        if architecture is None and family is None:
+            from models.families import univfd
+
+            if univfd.is_head(state):  # useless without its tower: say which file to add, in one line
+                raise CheckpointError(univfd.needs_tower_message(path, state))
         source_sha256 = sha256_file(path)
         stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
         if architecture is None:
@@ -302,7 +344,9 @@ class ModelLibrary:
         return self.add(card, state)
 
     # ---- loading -------------------------------------------------------------------------------
-    def load(self, entry: LibraryEntry | str) -> LoadedModel:
+    def load(self, entry: LibraryEntry | str) -> "LoadedModel | LoadedEnsemble":
+        """The model with its weights checked against its card; an ensemble with each of its members (a member
+        missing or changed since the ensemble was made is refused: EnsembleError)."""
         if isinstance(entry, str):
             entry = self.get(entry)
         if not entry.weights_path.exists():
@@ -312,6 +356,13 @@ class ModelLibrary:
             if entry.card.weights_sha256 and sha256_file(entry.weights_path) != entry.card.weights_sha256:
                 raise CheckpointError("the weights file does not match its card's SHA-256 (altered or "
                                       "corrupted); re-import it")
+            if entry.card.architecture == "ensemble":
+                from models.ensemble import EnsembleError, load_ensemble
+
+                try:
+                    return load_ensemble(self, entry)
+                except EnsembleError as exc:  # a member missing or changed: one line, like altered weights
+                    raise CheckpointError(str(exc)) from None
             module = _load_module(entry.card, entry.weights_path)
         except CheckpointError as exc:
             raise CheckpointError(f"model {entry.card.id!r}: {exc}") from None

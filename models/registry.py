@@ -74,6 +74,17 @@ def _resnet50_nodown(num_logits: int) -> nn.Module:
     return resnet50_nodown(num_logits)
 
 
+def _vit_detector(which: str) -> Callable[[int], nn.Module]:
+    def build(num_logits: int) -> nn.Module:
+        from models.families import vit_detectors as v
+
+        if which == "bfree":
+            return v.bfree_network(num_logits)
+        return v.community_forensics_network(f"vit_small_patch16_{which[-3:]}")(num_logits)
+
+    return build
+
+
 def _external(name: str) -> Callable[[int], nn.Module]:
     def build(num_logits: int) -> nn.Module:
         raise ValueError(f"{name} networks are rebuilt from their card (models/families), not by number of logits")
@@ -103,10 +114,29 @@ _ARCHITECTURES = [
                  family="NPR ResNet-50 (Tan et al. 2024)"),
     Architecture("resnet50_nodown", _resnet50_nodown, 64, 64, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
                  "layer4", family="ResNet-50 without first downsampling (GRIP-UNINA)"),
+    # B-Free: takes the whole picture and cuts its five 504-pixel token windows itself, so it is not is_vit here
+    # (any picture size); Grad-CAM maps its tokens back onto the picture with the network's own gradcam_reshape
+    Architecture("bfree_vitb14_reg4", _vit_detector("bfree"), 504, 504, IMAGENET_MEAN, IMAGENET_STD, "head.weight",
+                 "blocks.11.norm1", channels_last=False, family="DINOv2 ViT-B/14 + 4 registers, five 504-px crops "
+                                                             "(B-Free)"),
+    Architecture("commfor_vit_small_384", _vit_detector("commfor384"), 384, 440, IMAGENET_MEAN, IMAGENET_STD,
+                 "vit.head.weight", "vit.blocks.11.norm1", is_vit=True, channels_last=False,
+                 family="ViT-S/16 384 (Community Forensics)"),
+    Architecture("commfor_vit_small_224", _vit_detector("commfor224"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
+                 "vit.head.weight", "vit.blocks.11.norm1", is_vit=True, channels_last=False,
+                 family="ViT-S/16 224 (Community Forensics)"),
     Architecture("hf_image_classifier", _external("Hugging Face"), 224, 224, HALF, HALF, "", "",
                  channels_last=False, family="Hugging Face image classifier (transformers)", external=True),
     Architecture("onnx", _external("ONNX"), 224, 224, IMAGENET_MEAN, IMAGENET_STD, "", "", channels_last=False,
                  family="ONNX graph (onnxruntime)", external=True),
+    # a frozen foundation-model image tower (CLIP ViT via open-clip-torch, DINOv2 via timm) + one linear logit:
+    # UnivFD and the linear probes of training/probe.py; the tower's shape is on the card (families/tower_linear.py)
+    Architecture("tower_linear", _external("Foundation-model tower"), 224, 224, (0.48145466, 0.4578275, 0.40821073),
+                 (0.26862954, 0.26130258, 0.27577711), "", "", is_vit=True, channels_last=False,
+                 family="Foundation-model image tower + linear head (open-clip-torch, timm)", external=True),
+    # no network: the scores of other library models combined by the card's rule (models/ensemble.py)
+    Architecture("ensemble", _external("Ensemble"), 224, 224, IMAGENET_MEAN, IMAGENET_STD, "", "",
+                 channels_last=False, family="Ensemble of library models (their scores combined)", external=True),
 ]
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in _ARCHITECTURES}

@@ -57,7 +57,7 @@ BAD_FIELDS = [
     ("name", "", "1 to 256 characters"),
     ("name", ["a list"], "1 to 256 characters"),
     ("name", "n" * 300, "1 to 256 characters"),
-    ("architecture", "resnet9000", "one of convnextv2_base"),
+    ("architecture", "resnet9000", "efficientnet_lite0, "),  # the known architectures are listed
     ("architecture", ["resnet18"], "one of"),
     ("num_logits", 3, "1 (sigmoid) or 2 (softmax)"),
     ("num_logits", True, "1 (sigmoid) or 2 (softmax)"),

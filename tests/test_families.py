@@ -28,7 +28,7 @@ def test_catalogue_has_every_family_with_its_facts():
     assert {"univfd", "b-free", "community-forensics", "probe"} <= set(ids)  # listed, import still to come
     for entry in entries:
         assert set(FIELDS) <= set(entry), entry["id"]
-        assert entry["status"] in ("importable", "planned")
+        assert entry["status"] in ("importable", "planned", "trainable")  # trainable: a probe, fitted not imported
         assert (entry["status"] == "importable") == (entry["id"] in families.family_ids()), entry["id"]
         for item in entry["files"]:
             assert {"file", "variant", "download", "sha256", "trained_on", "headline"} <= set(item)
@@ -46,7 +46,8 @@ def test_a_file_no_family_takes_is_refused_in_one_line_saying_what_it_holds(home
     line = run.stderr
     assert "esrgan.pth holds no state dict of tensors: top-level keys 'net_g', 'epoch'" in line
     assert "first tensors net_g.conv_first.weight (4, 3, 3, 3)" in line
-    assert "known families: cnndetection, npr, corvi2023, gragnaniello2021, huggingface, onnx" in line
+    assert "known families: cnndetection, npr, corvi2023, gragnaniello2021, " in line
+    assert "b-free, community-forensics, community-forensics-224, huggingface, onnx" in line
     torch.save({"encoder.weight": torch.zeros(8, 3), "decoder.weight": torch.zeros(1, 8)}, tmp_path / "odd.pth")
     with pytest.raises(CheckpointError, match=r"odd.pth fits no known detector: it holds top-level keys "
                                               r"'encoder.weight', 'decoder.weight'; first tensors encoder.weight "
@@ -104,7 +105,8 @@ def test_models_catalogue_lists_families_and_what_is_installed(home, tmp_path, c
     assert "npr                  NPR (Tan et al. 2024)  [importable; npr-4-class-progan]" in out
     assert "cnndetection         CNNDetection (Wang et al. 2020)  [importable; not installed]" in out
     assert "file blur_jpg_prob0.5.pth: https://www.dropbox.com/" in out
-    assert "univfd" in out and "[planned; not installed]" in out
+    assert "univfd" in out and "[importable; not installed]" in out
+    assert "probe" in out and "[trainable; not installed]" in out
     assert main(["models", "catalogue", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert next(r for r in rows if r["id"] == "npr")["installed"] == ["npr-4-class-progan"]

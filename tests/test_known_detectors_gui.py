@@ -18,7 +18,8 @@ def test_known_detectors_show_the_catalogue_and_import_a_family(qtbot, home, tmp
     known = manager.show_known_detectors()
     statuses = known.statuses()
     assert statuses["npr"] == statuses["cnndetection"] == "not installed"
-    assert statuses["univfd"] == "listed; Forensight cannot import it yet"
+    assert statuses["univfd"] == "not installed"
+    assert statuses["probe"] == "trained, not imported: Models > Train a model…, recipe linear_probe"
     known.detector_list.setCurrentRow(list(known.rows).index("npr"))
     assert "Tan et al." in known.details.toPlainText() and "NPR.pth" in known.details.toPlainText()
     assert known.file_button.isEnabled() and not known.folder_button.isEnabled()

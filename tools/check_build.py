@@ -66,12 +66,15 @@ def check_new_formats(binary: Path, env: dict, out: Path) -> int:
                        label2id={"real": 0, "fake": 1})
     ViTForImageClassification(config).eval().save_pretrained(out / "vit")
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out / "vit")
+    tower, head = tiny_univfd(out / "univfd")
     checks = [
         ("models catalogue lists the published families", [binary, "models", "catalogue"], "cnndetection"),
         ("a Hugging Face detector imports", [binary, "models", "import", out / "vit", "--id", "tiny-vit"],
          "Imported tiny-vit"),
         ("a HEIC photo is scanned by it", [binary, "scan", photos, "--model", "tiny-vit", "-q", "--csv",
                                            out / "heic.csv"], "Scanned 1 of 1"),
+        ("a UnivFD head imports with its OpenCLIP tower (open_clip builds it)",
+         [binary, "models", "import", head, "--tower", tower], "Imported univfd"),
     ]
     if run_checks(checks, env):
         return 1
@@ -82,6 +85,20 @@ def check_new_formats(binary: Path, env: dict, out: Path) -> int:
         return 1
     print("ok  HEIC decoded and scored in the build")
     return 0
+
+
+def tiny_univfd(folder: Path) -> tuple[Path, Path]:
+    """A tiny OpenCLIP tower file (open_clip_pytorch_model.bin) and a UnivFD head (fc_weights.pth)."""
+    import open_clip
+    import torch
+
+    folder.mkdir()
+    clip = open_clip.CLIP(embed_dim=768, quick_gelu=True, vision_cfg=dict(layers=1, width=64, patch_size=14,
+                                                                          image_size=224),
+                          text_cfg=dict(context_length=8, vocab_size=100, width=64, heads=1, layers=1))
+    torch.save(clip.state_dict(), folder / "open_clip_pytorch_model.bin")
+    torch.save(torch.nn.Linear(768, 1).state_dict(), folder / "fc_weights.pth")
+    return folder / "open_clip_pytorch_model.bin", folder / "fc_weights.pth"
 
 
 def run_checks(checks: list, env: dict) -> int:

@@ -43,8 +43,11 @@ def jpeg(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
-def train_transform(policy: str, size: int, resize: int, augment: BlurJpeg | None, flip: bool):
-    """PIL RGB → uint8 tensor (3, size, size)."""
+def train_transform(policy: str, size: int, resize: int, augment: BlurJpeg | None, flip: bool,
+                    small_image: str = "pad"):
+    """PIL RGB → uint8 tensor (3, size, size). A picture smaller than the crop is treated as scans treat it (the
+    card's small-image rule): padded with black or enlarged. Mirrored padding here and black padding at scan time
+    taught a model a border it never met again (measured: validation AUC 0.64 on 128-pixel pictures)."""
     if policy not in TRAIN_POLICIES:
         raise ValueError(f"training input policy must be one of {', '.join(TRAIN_POLICIES)}")
     steps: list = []
@@ -52,14 +55,31 @@ def train_transform(policy: str, size: int, resize: int, augment: BlurJpeg | Non
         steps.append(v2.Resize((size, size), interpolation=InterpolationMode.BILINEAR, antialias=True))
     elif policy == "resize_random_crop":
         steps.append(v2.Resize(resize, interpolation=InterpolationMode.BILINEAR, antialias=True))
+    elif small_image == "upscale":
+        steps.append(_UpscaleSmall(size))
     if augment is not None:
         steps.append(augment)
     if policy != "resize":
-        steps.append(v2.RandomCrop(size, pad_if_needed=True, padding_mode="reflect"))
+        steps.append(v2.RandomCrop(size, pad_if_needed=True, fill=0, padding_mode="constant"))
     if flip:
         steps.append(v2.RandomHorizontalFlip())
     steps.append(v2.PILToTensor())
     return v2.Compose(steps)
+
+
+class _UpscaleSmall:
+    """Enlarge a picture whose short side is under `size` until it is `size` (the small-image rule "upscale")."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        short = min(img.size)
+        if short >= self.size:
+            return img
+        scale = self.size / short
+        return img.resize((max(self.size, round(img.width * scale)), max(self.size, round(img.height * scale))),
+                          Image.BICUBIC)
 
 
 def eval_policy_for(train_policy: str) -> str:

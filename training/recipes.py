@@ -42,6 +42,13 @@ class Recipe:
     max_batches_per_epoch: int | None = None  # for quick runs on big data
     exclude_groups: str = ""  # comma-separated groups left out of training (leave-one-generator-out runs)
     description: str = ""
+    # linear_probe (training/probe.py): the frozen image tower, as an OpenCLIP weights file or the id of a library
+    # model that has one (an imported UnivFD, an earlier probe); its activation when the file does not say
+    # (auto: QuickGELU for OpenAI's weights, GELU for OpenCLIP's); the logistic regression's inverse L2 strength
+    # (None: chosen on the validation split)
+    tower: str = ""
+    tower_activation: str = "auto"
+    probe_c: float | None = None
     # How the trained model's card analyses a scan: input.* overrides (--set input.policy=tiles), e.g. policy,
     # tile_stride, max_tiles, aggregation, top_k, full_max_pixels, small_image. Training itself is unchanged.
     scan_input: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +93,7 @@ def _coerce(text: str, current: Any, key: str) -> Any:
         if isinstance(current, int) or key in ("patience", "input_size", "resize", "max_per_class",
                                                  "max_batches_per_epoch"):
             return int(text)
-        if isinstance(current, float) or key == "target_accuracy":
+        if isinstance(current, float) or key in ("target_accuracy", "probe_c"):
             return float(text)
     except ValueError:
         raise ValueError(f"{key} expects a number, not {text!r}") from None
@@ -118,7 +125,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            train_policy="random_crop", blur_prob=0.5, jpeg_prob=0.5,
            description="EfficientNet-Lite0 from the ImageNet weights that exist offline, Wang et al.'s blur+JPEG "
                        "augmentation, random 224 crops, AdamW with a cosine schedule"),
+    Recipe("linear_probe", "tower_linear", num_logits=1, epochs=1, batch_size=32, pretrained="none",
+           train_policy="random_crop", val_fraction=0.2, flip=False,
+           description="A linear probe (UnivFD's method) on a frozen foundation-model image tower (--set tower=FILE "
+                       "or a library model with a tower): image embeddings computed once and cached, a logistic "
+                       "regression (balanced classes, L2 strength chosen on the validation split) fitted in "
+                       "seconds; input: the tower's size, centre pixels at native resolution, CLIP mean/std"),
 ]}
+
+
+def is_probe(recipe: Recipe) -> bool:
+    """A recipe that fits a linear head on a frozen tower's cached features instead of training a network."""
+    return recipe.architecture == "tower_linear"
 
 
 def get_recipe(name: str) -> Recipe:

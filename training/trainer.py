@@ -28,14 +28,16 @@ from models.preprocess import geometry_transform
 from models.registry import build_model, get_architecture
 from training.augment import BlurJpeg, eval_policy_for, to_float, train_transform
 from training.data import Dataset, Sample, balanced, check_integrity, discover_dataset, split_train_val
-from training.recipes import Recipe
+from training.recipes import Recipe, is_probe
 
 LAST, BEST = "last.pt", "best.safetensors"
 
 
 @dataclass
 class TrainingEvent:
-    kind: str  # started, message, epoch_start, batch, epoch_end, checkpoint, early_stop, cancelled, finished
+    # started, message, epoch_start, batch, epoch_end, checkpoint, early_stop, cancelled, finished; progress (a
+    # linear probe's feature batches: batch of batches)
+    kind: str
     epoch: int = 0  # 1-based
     epochs: int = 0
     batch: int = 0
@@ -151,6 +153,11 @@ def build_start_model(recipe: Recipe, emit: Callable[[str], None], library: Mode
 def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callable[[TrainingEvent], None] | None = None,
         cancel: CancelToken | None = None, resume: bool = False, device: str | None = None,
         model_id: str | None = None, library: ModelLibrary | None = None) -> TrainingResult:
+    if is_probe(recipe):  # a linear head on a frozen tower's cached features: the same entry point for CLI and GUI
+        from training.probe import fit_probe
+
+        return fit_probe(recipe, data, run_dir=run_dir, on_event=on_event, cancel=cancel, device=device,
+                         model_id=model_id, library=library)
     cancel = cancel or CancelToken()
     on_event = on_event or (lambda event: None)
 
@@ -173,7 +180,7 @@ def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callab
                        recipe.jpeg_quality_max) if (recipe.blur_prob or recipe.jpeg_prob) else None
     draft = spec.resize if recipe.train_policy != "random_crop" else None
     train_set = ImageFolderSet(train, train_transform(recipe.train_policy, spec.size, spec.resize, augment,
-                                                      recipe.flip), draft)
+                                                      recipe.flip, spec.small_image), draft)
     val_set = ImageFolderSet(val, geometry_transform(spec), draft)
     generator = torch.Generator().manual_seed(recipe.seed)
     loader_args = dict(batch_size=recipe.batch_size, num_workers=recipe.workers,

@@ -7,10 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.case import Case, CaseRow
+from app.case import Case, CaseRow, ModelScore
 from app.evidence.findings import Finding
 from models.engine import Tile
-from models.labels import FAKE, INCONCLUSIVE, LABELS
+from models.labels import FAKE, INCONCLUSIVE, LABELS, agreement
 
 UNREADABLE = "unreadable"
 NOT_SCORED = "not scored"
@@ -43,6 +43,14 @@ class ReportData:
     evidence: dict[int, list[Finding]] = field(default_factory=dict)  # file id → findings (may be empty)
     only_flagged: bool = False
     tiles: dict[int, list[Tile]] = field(default_factory=dict)  # file id → its tile scores (flagged files)
+    # file id → every model's latest score, the reported model's first; only when several models scored the case
+    scores: dict[int, list[ModelScore]] = field(default_factory=dict)
+
+    def agreement(self, file_id: int) -> str:
+        """Whether every model of the case labelled this file alike: agree, differ, or "" (a single model, or
+        one that has no label for the file)."""
+        scores = self.scores.get(file_id, [])
+        return agreement(scores) if len(scores) == len({use.model_id for use in self.models}) else ""
 
     @property
     def counts(self) -> Counter:
@@ -114,7 +122,25 @@ def _load(case: Case, model_id: str | None, only_flagged: bool) -> ReportData:
     evidence = {row.file_id: case.evidence_for(row.file_id) for row in rows}
     tiles = {row.file_id: case.tiles_for(row.file_id, row.model_id, row.weights_sha256)
              for row in rows if is_flagged(row) and row.model_id}
-    return ReportData(Path(case.path), model_id, rows, all_rows, model_uses(case), evidence, only_flagged, tiles)
+    uses = model_uses(case)
+    return ReportData(Path(case.path), model_id, rows, all_rows, uses, evidence, only_flagged, tiles,
+                      every_models_scores(case, all_rows, model_id, uses))
+
+
+def every_models_scores(case: Case, rows: list[CaseRow], model_id: str | None,
+                        uses: list[ModelUse]) -> dict[int, list[ModelScore]]:
+    """Per file, each model's latest score (the reported model's first, then by model id), when the case holds
+    more than one model's results; {} otherwise, so a single-model report stays as it was."""
+    model_ids = sorted({use.model_id for use in uses}, key=lambda m: (m != model_id, m))
+    if len(model_ids) < 2:
+        return {}
+    found = {}
+    for row in rows:
+        latest: dict[str, ModelScore] = {}
+        for score in case.scores_for_file(row.file_id):  # newest first
+            latest.setdefault(score.model_id, score)
+        found[row.file_id] = [latest[m] for m in model_ids if m in latest]
+    return found
 
 
 def _card(text: str | None) -> dict:

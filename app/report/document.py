@@ -14,7 +14,7 @@ from app.report.charts import histogram_png
 from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
 from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order
 from app.report.pictures import GradCam, Picture, scale_bar, thumbnail, tile_map
-from models.labels import LABELS
+from models.labels import AGREE, DIFFER, LABELS
 from models.tilemap import strongest
 from models.paths import readable
 
@@ -32,6 +32,8 @@ def cover(s: dict, data: ReportData, *, title: str, examiner: str, created: date
              ("Created", created.isoformat(timespec="seconds") + f" ({created.tzname()})"),
              ("Case file", readable(data.case_path)),
              ("Results of model", data.model_id or "(no results yet)"),
+             *([("Every model", ", ".join(sorted({use.model_id for use in data.models})) +
+                 " (each one's score is listed per file)")] if data.scores else []),
              ("Scope", scope),
              ("Forensight", machine["forensight"]),
              ("Machine", f"{machine['hostname']} — {machine['os']}"),
@@ -66,6 +68,18 @@ def model_facts(use: ModelUse) -> list[tuple[str, str]]:
              ("Looks at", analysis(card)), ("Scan settings", settings), ("Files scored", str(use.files))]
     if card.get("description"):
         facts.insert(2, ("Description", str(card["description"])))
+    if isinstance(card.get("calibration"), dict) and card["calibration"]:
+        from models.calibration import describe
+
+        # a calibrated variant: its P(fake) and threshold were fitted on the examiner's own photos
+        facts.insert(2, ("Calibration", describe(card["calibration"])))
+    if isinstance(card.get("ensemble"), dict) and card["ensemble"]:
+        from models.ensemble import describe as describe_ensemble
+
+        # no network of its own: what it combined, by which rule, fitted on what; its members have their own
+        # entries in this section (each scored every file the ensemble scored)
+        facts[facts.index(("Looks at", analysis(card)))] = ("Looks at", "each member's input, as on its card")
+        facts.insert(2, ("Combination", describe_ensemble(card["ensemble"])))
     return facts
 
 
@@ -84,12 +98,27 @@ def summary(s: dict, data: ReportData) -> list:
         png = histogram_png(scores, threshold, band)
         story += [Paragraph("P(fake) of every scored file", s["h2"]),
                   Image(io.BytesIO(png), width=WIDTH, height=WIDTH * 2.4 / 6.0)]
-    return story + [PageBreak()]
+    return story + agreement_summary(s, data) + [PageBreak()]
+
+
+def agreement_summary(s: dict, data: ReportData) -> list:
+    """How often the case's models agree: files every model labelled, and how many got one label from all."""
+    if not data.scores:
+        return []
+    verdicts = [data.agreement(row.file_id) for row in data.all_rows]
+    compared, agreed = sum(bool(v) for v in verdicts), verdicts.count(AGREE)
+    return [Paragraph("Agreement between the models", s["h2"]),
+            Paragraph(f"{agreed} of {compared} files labelled by all {len({u.model_id for u in data.models})} "
+                      f"models get the same label from each; {compared - agreed} differ. The file table lists "
+                      "every model's P(fake).", s["body"])]
 
 
 def file_table(s: dict, data: ReportData, progress: Progress, done: int, total: int) -> tuple[list, int]:
     widths = [40, 96, 132, 44, 58, WIDTH - 370]
-    header = [Paragraph(h, s["head"]) for h in ("", "File", "SHA-256", "P(fake)", "Label", "Key evidence")]
+    score_head = "P(fake)"
+    if data.scores:  # several models: each one's score, by model id, in a wider column
+        widths, score_head = [40, 80, 132, 84, 62, WIDTH - 398], "P(fake) by model"
+    header = [Paragraph(h, s["head"]) for h in ("", "File", "SHA-256", score_head, "Label", "Key evidence")]
     story: list = [Paragraph("Files" + (" (flagged only)" if data.only_flagged else ""), s["h1"])]
     if not data.rows:
         return story + [Paragraph("No files to list.", s["body"]), PageBreak()], done
@@ -108,12 +137,18 @@ def file_table(s: dict, data: ReportData, progress: Progress, done: int, total: 
 def file_row(s: dict, row: CaseRow, data: ReportData) -> list:
     sha = row.sha256 or ""
     key = [f.message for f in data.evidence.get(row.file_id, []) if f.strength in KEY_STRENGTHS]
-    label = UNREADABLE if row.error else (row.label or NOT_SCORED)
+    label = text(UNREADABLE if row.error else (row.label or NOT_SCORED))
+    score = "—" if row.p_fake is None else f"{row.p_fake:.3f}"
+    if data.scores:  # every model's score on a line of its own, the reported model's first
+        score = "<br/>".join(text(f"{m.model_id} " + ("—" if m.p_fake is None else f"{m.p_fake:.3f}"))
+                             for m in data.scores.get(row.file_id, []))
+        if verdict := data.agreement(row.file_id):
+            label += "<br/>" + ("Models agree" if verdict == AGREE else "<b>Models differ</b>")
     return [picture_flowable(thumbnail(row, 96), 34, s),
             Paragraph(text(Path(row.path).name), s["cell"]),
             Paragraph(f"{text(sha[:32])}<br/>{text(sha[32:])}" if sha else "—", s["mono"]),
-            Paragraph("—" if row.p_fake is None else f"{row.p_fake:.3f}", s["cell"]),
-            Paragraph(text(label), s["cell"]),
+            Paragraph(score or "—", s["cell"]),
+            Paragraph(label, s["cell"]),
             Paragraph("<br/>".join(text(m) for m in key) or ("—" if not row.error else text(row.error)), s["cell"])]
 
 
@@ -136,7 +171,8 @@ def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, tota
                          colWidths=[side + 6] * 3)
         pictures.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP")]))
         story += [Paragraph(text(f"Flagged: {Path(row.path).name}"), s["h1"]),
-                  facts_table(s, file_facts(row) + tile_facts(tiles) + [("Grad-CAM", cam.where)], 90),
+                  facts_table(s, file_facts(row) + score_facts(data, row) + tile_facts(tiles)
+                              + [("Grad-CAM", cam.where)], 90),
                   Spacer(1, 8), pictures, *tile_legend(s, tiles), Spacer(1, 6),
                   *findings_section(s, data.evidence.get(row.file_id, [])), PageBreak()]
         done += 1
@@ -154,6 +190,17 @@ def file_facts(row: CaseRow) -> list[tuple[str, str]]:
             ("P(fake)", "—" if row.p_fake is None else f"{row.p_fake:.4f}"),
             ("Label", f"{row.label} (threshold {_num(row.threshold)})"), ("Model", row.model_id or "")] + \
         ([("Notes", row.notes)] if row.notes else [])  # e.g. a small picture padded by the card's rule
+
+
+def score_facts(data: ReportData, row: CaseRow) -> list[tuple[str, str]]:
+    """Every model's verdict on the file, when several models scored the case."""
+    scores = data.scores.get(row.file_id, [])
+    if not scores:
+        return []
+    lines = "; ".join(f"{m.model_id}: " + (f"error ({m.error})" if m.error or m.p_fake is None else
+                                           f"P(fake) {m.p_fake:.4f}, {m.label}") for m in scores)
+    verdict = {AGREE: "the models agree", DIFFER: "the models differ"}.get(data.agreement(row.file_id))
+    return [("Every model", lines + (f" — {verdict}" if verdict else ""))]
 
 
 def tile_facts(tiles: list) -> list[tuple[str, str]]:

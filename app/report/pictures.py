@@ -103,6 +103,11 @@ class GradCam:
             if entry.card.weights_sha256 != weights_sha256:
                 self.reason = f"model {model_id!r} in this computer's library has other weights than the scan's"
                 return
+            if entry.card.architecture == "ensemble":  # no network to explain; each member has its own map
+                members = ", ".join(m["id"] for m in entry.card.ensemble["members"])
+                self.reason = (f"{model_id} is an ensemble of {members}: Grad-CAM explains one network; the "
+                               "members' scores are listed with the file")
+                return
             chosen = select_device(device)
             self.explainer = Explainer(library.load(entry), device=chosen)
             self.where = f"computed on {describe_device(chosen)} when this report was built"

@@ -9,8 +9,8 @@ from pathlib import PurePath
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QTextBrowser,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
+                               QTextBrowser, QVBoxLayout, QWidget)
 
 from app.case import CaseRow, ModelScore
 from app.evidence.findings import Finding
@@ -60,6 +60,12 @@ class DetailView(QWidget):
         self.overlay_box = QCheckBox("Grad-CAM")
         self.overlay_box.setToolTip("Where the model looked to call this picture AI-generated")
         self.overlay_box.toggled.connect(self._overlay_toggled)
+        # whose Grad-CAM: the row's model, or any other model that scored the file (an ensemble's members: the
+        # ensemble itself has no network to explain)
+        self.explain_model = QComboBox()
+        self.explain_model.setToolTip("The model whose Grad-CAM is shown: any model that scored this file")
+        self.explain_model.currentIndexChanged.connect(lambda _: self._explain_model_changed())
+        self.explain_model.hide()
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(50)
@@ -84,7 +90,7 @@ class DetailView(QWidget):
         self.status.setWordWrap(True)
 
         controls = QHBoxLayout()
-        for widget in (self.fit_button, self.actual_button, self.zoom_label, self.overlay_box,
+        for widget in (self.fit_button, self.actual_button, self.zoom_label, self.overlay_box, self.explain_model,
                        self.opacity_slider, self.side_by_side_box, self.tiles_box, self.tile_scale):
             controls.addWidget(widget)
         controls.addStretch(1)
@@ -118,6 +124,7 @@ class DetailView(QWidget):
         self._findings = list(findings or [])
         self._tiles = list(tiles or [])
         self.hover_label.setText("")
+        self._fill_explain_models(row, scores)
         self._render_facts()
         self.status.setText("")
         if row is None:
@@ -165,11 +172,35 @@ class DetailView(QWidget):
             self._show_message(f"No picture: {reason}")
 
     # ---- Grad-CAM ----------------------------------------------------------------------------
+    def _fill_explain_models(self, row: CaseRow | None, scores: list[ModelScore]) -> None:
+        """The models whose Grad-CAM can be shown for this file: every scored one but ensembles; the row's model
+        first chosen (an ensemble row: its first member, the first explainable model in the list)."""
+        choices = [(s.model_id, s.weights_sha256) for s in scores
+                   if s.architecture != "ensemble" and s.p_fake is not None and not s.error]
+        if row is not None and row.model_id and not any(s.model_id == row.model_id for s in scores):
+            choices.insert(0, (row.model_id, row.weights_sha256))  # no scores given: the row's own model
+        self.explain_model.blockSignals(True)
+        self.explain_model.clear()
+        for model_id, weights in dict.fromkeys(choices):
+            self.explain_model.addItem(model_id, (model_id, weights))
+        chosen = self.explain_model.findText(row.model_id) if row is not None and row.model_id else -1
+        self.explain_model.setCurrentIndex(max(chosen, 0) if self.explain_model.count() else -1)
+        self.explain_model.blockSignals(False)
+        self.explain_model.setVisible(self.explain_model.count() > 1 or bool(
+            row is not None and self.explain_model.count() and self.explain_model.currentText() != row.model_id))
+
+    def _explain_model_changed(self) -> None:
+        self.viewer.set_overlay(QPixmap())  # the previous model's map must not stay under the new name
+        if self.overlay_box.isChecked():
+            self._request_overlay()
+
     def _explain_request(self) -> ExplainRequest | None:
         row, preview = self._row, self._preview
         if row is None or preview is None or row.error or row.p_fake is None or not row.sha256:
             return None
-        return ExplainRequest(row.fs_path, row.sha256, row.model_id, row.weights_sha256,
+        chosen = self.explain_model.currentData()
+        model_id, weights = chosen if chosen else (row.model_id, row.weights_sha256)
+        return ExplainRequest(row.fs_path, row.sha256, model_id, weights,
                               (preview.image.width(), preview.image.height()))
 
     def _request_overlay(self) -> None:
@@ -295,7 +326,8 @@ class DetailView(QWidget):
                  f"<table>{rows_html}</table>", "<h4 style='margin:6px 0 2px'>Scores in this case</h4>"]
         if self._scores:
             lines = "".join(
-                f"<tr><td>{e(s.model_name)} <span style='color:gray'>({e(s.model_id)})</span></td>"
+                f"<tr><td>{e(s.model_name)} <span style='color:gray'>({e(s.model_id)}"
+                f"{', ensemble' if s.architecture == 'ensemble' else ''})</span></td>"
                 f"<td style='padding-left:8px'>{'' if s.p_fake is None else f'{s.p_fake:.3f}'}</td>"
                 f"<td style='padding-left:8px'>{e(s.label or ('unreadable' if s.error else ''))}</td></tr>"
                 for s in self._scores)

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QDir, QThread, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QStandardItem,
+                           QStandardItemModel)
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFileSystemModel,
-                               QInputDialog, QLabel, QMainWindow, QProgressBar, QSplitter, QToolBar, QTreeView, QWidget)
+                               QHBoxLayout, QInputDialog, QLabel, QListView, QMainWindow, QMenu, QProgressBar,
+                               QSplitter, QToolBar, QToolButton, QTreeView, QVBoxLayout, QWidget, QWidgetAction)
 
 from app.case import Case, CaseError
-from app.csv_export import export_csv
+from app.csv_export import export_csv, export_models_csv
 from app.output_guard import CASE, OutputRefused, check_output, scan_evidence
 from app.scanning import ScanSummary
 from app.ui.detail_view import DetailView
@@ -110,6 +112,7 @@ class MainWindow(QMainWindow):
         self.model_picker.setToolTip("The detector used for the next scan")
         self.model_picker.currentIndexChanged.connect(self._model_picked)
         bar.addWidget(self.model_picker)
+        bar.addWidget(self._build_also_picker())
         self.device_label = QLabel("")
         self.device_label.setToolTip("Where inference runs")
         bar.addWidget(self.device_label)
@@ -130,6 +133,24 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         bar.addAction(self.scan_action)
         bar.addAction(self.stop_action)
+
+    def _build_also_picker(self) -> QToolButton:
+        """More models for the same pass: a checkable list (one item per library model) in a drop-down."""
+        self.model_choices = QStandardItemModel(self)
+        self.model_choices.itemChanged.connect(self._also_changed)
+        view = QListView()
+        view.setModel(self.model_choices)
+        view.setMinimumWidth(260)
+        menu = QMenu(self)
+        holder = QWidgetAction(menu)
+        holder.setDefaultWidget(view)  # a list in the menu: ticking models leaves it open
+        menu.addAction(holder)
+        self.also_button = QToolButton()
+        self.also_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.also_button.setMenu(menu)
+        self.also_button.setToolTip("Also score every file with these models in the same pass (each file is read "
+                                    "and decoded once); they use their own cards' thresholds")
+        return self.also_button
 
     def _probability_box(self, tip: str) -> QDoubleSpinBox:
         box = QDoubleSpinBox()
@@ -157,11 +178,14 @@ class MainWindow(QMainWindow):
         self.results = ResultsPanel()
         self.results.current_changed.connect(self._show_detail)
         self.histogram = HistogramView()
+        self.histogram_model = QComboBox()
+        self.histogram_model.setToolTip("Whose scores the histogram shows")
+        self.histogram_model.currentIndexChanged.connect(lambda *_: self._update_histogram())
         self.detail = DetailView(self.explainer)
 
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(self.results)
-        centre.addWidget(self.histogram)
+        centre.addWidget(self._histogram_pane())
         centre.setStretchFactor(0, 3)
         centre.setStretchFactor(1, 1)
         main = QSplitter(Qt.Orientation.Horizontal)
@@ -175,6 +199,18 @@ class MainWindow(QMainWindow):
         centre.setSizes([480, 200])
         self.main_splitter, self.centre_splitter = main, centre
         self.setCentralWidget(main)
+
+    def _histogram_pane(self) -> QWidget:
+        pane = QWidget()
+        chooser = QHBoxLayout()
+        chooser.addWidget(QLabel("Histogram of"))
+        chooser.addWidget(self.histogram_model)
+        chooser.addStretch(1)
+        layout = QVBoxLayout(pane)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(chooser)
+        layout.addWidget(self.histogram, 1)
+        return pane
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -251,6 +287,7 @@ class MainWindow(QMainWindow):
         s.setValue("view/dark", self.dark_action.isChecked())
         if model_id := self.picked_model_id():
             s.setValue("scan/model", model_id)
+        s.setValue("scan/also_models", self.picked_model_ids()[1:])
         if self.case is not None:
             s.setValue("case/path", str(self.case.path))
         s.sync()
@@ -273,6 +310,7 @@ class MainWindow(QMainWindow):
                                           f"{entry.card.id} · {entry.card.architecture}",
                                           Qt.ItemDataRole.ToolTipRole)
         self.model_picker.blockSignals(False)
+        self._fill_model_choices(entries)
         if wanted:
             self.model_picker.setCurrentIndex(ids.index(wanted))
             self._model_picked()
@@ -281,6 +319,42 @@ class MainWindow(QMainWindow):
 
     def picked_model_id(self) -> str | None:
         return self.model_picker.currentData() if self.model_picker.count() else None
+
+    def picked_model_ids(self) -> list[str]:
+        """The models of the next scan: the picker's, then every other one ticked in the list."""
+        first = self.picked_model_id()
+        if not first:
+            return []
+        ticked = (self.model_choices.item(i) for i in range(self.model_choices.rowCount()))
+        return [first] + [item.data() for item in ticked
+                          if item.checkState() == Qt.CheckState.Checked and item.data() != first]
+
+    def _fill_model_choices(self, entries) -> None:
+        if self.model_choices.rowCount():
+            ticked = set(self.picked_model_ids()[1:])
+        else:  # the first fill: the models ticked when the app was last closed
+            saved = self.settings.value("scan/also_models", [])
+            ticked = {saved} if isinstance(saved, str) else set(saved or [])
+        self.model_choices.blockSignals(True)
+        self.model_choices.clear()
+        for entry in entries:
+            item = QStandardItem(f"{entry.card.name} ({entry.card.id})")
+            item.setData(entry.card.id)
+            item.setEditable(False)
+            item.setCheckable(True)
+            item.setCheckState(Qt.CheckState.Checked if entry.card.id in ticked else Qt.CheckState.Unchecked)
+            self.model_choices.appendRow(item)
+        self.model_choices.blockSignals(False)
+        self._update_also_button()
+
+    def _also_changed(self, _item: QStandardItem) -> None:
+        self._update_also_button()
+        if self.case is not None and not self.is_scanning():
+            self._show_case_rows(self.shown_model_id)  # a score column for each ticked model
+
+    def _update_also_button(self) -> None:
+        extra = len(self.picked_model_ids()) - 1
+        self.also_button.setText(" + models " if extra <= 0 else f" + {extra} model{'s' if extra > 1 else ''} ")
 
     def _model_picked(self) -> None:
         model_id = self.picked_model_id()
@@ -291,6 +365,7 @@ class MainWindow(QMainWindow):
             card = entry.card
             self._set_thresholds(card.threshold, *card.inconclusive_band)
             self.settings.setValue("scan/model", model_id)
+        self._update_also_button()  # the picker's model never counts twice
         if self.case is not None and model_id != self.shown_model_id:
             self._show_case_rows(model_id)
 
@@ -340,10 +415,25 @@ class MainWindow(QMainWindow):
 
     def _thresholds_changed(self) -> None:
         try:
-            thresholds = self.thresholds()
+            self.thresholds()
         except ValueError as exc:
             self.statusBar().showMessage(str(exc), 5000)
             return
+        self._update_histogram()
+
+    def _update_histogram(self) -> None:
+        """The histogram of the model chosen beside it (the shown model's by default), with its thresholds: the
+        toolbar's for the shown model, the card's for one scanned beside it."""
+        model_id = self.histogram_model.currentData() or self.shown_model_id
+        self.histogram.update_rows(self.results.model.rows_of(model_id) if model_id else self.results.model.rows())
+        try:
+            thresholds = self.thresholds()
+        except ValueError:  # the toolbar's do not fit together: the status bar says so
+            return
+        if model_id != self.shown_model_id:
+            entry = next((e for e in self.library.entries() if e.card.id == model_id), None)
+            if entry is not None:
+                thresholds = Thresholds.around(entry.card.threshold, entry.card.inconclusive_band)
         self.histogram.set_thresholds(thresholds)
 
     # ---- choosing what to scan ---------------------------------------------------------------
@@ -416,10 +506,11 @@ class MainWindow(QMainWindow):
             show_error(self, "Choose another case", "The case would be written among the files being scanned.",
                        str(exc))
             return
-        if self.shown_model_id != model_id:
+        model_ids = self.picked_model_ids()
+        if self.shown_model_id != model_id or self.results.model.model_ids() != model_ids:
             self._show_case_rows(model_id)
         request = ScanRequest(self.case.path, model_id, tuple(self.scan_targets), self.recursive_box.isChecked(),
-                              thresholds, self.batch_size, self.device)
+                              thresholds, self.batch_size, self.device, also=tuple(model_ids[1:]))
         worker = ScanWorker(request)
         worker.listed.connect(self._scan_listed)
         worker.batch_done.connect(self._scan_batch)
@@ -443,9 +534,9 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.rate_label.setText(f"{total} files")
 
-    def _scan_batch(self, rows: list, progress: ScanProgress) -> None:
-        self.results.add_rows(rows)
-        self.histogram.update_rows(self.results.model.rows())
+    def _scan_batch(self, rows_by_model: dict, progress: ScanProgress) -> None:
+        self.results.add_rows(rows_by_model.get(self.shown_model_id, []), rows_by_model)
+        self._update_histogram()
         self.progress.setValue(progress.done)
         left = progress.seconds_left
         eta = "" if left is None else f" · {int(left) // 60}:{int(left) % 60:02d} left"
@@ -466,8 +557,10 @@ class MainWindow(QMainWindow):
         if summary is not None:
             counts = ", ".join(f"{n} {label}" for label, n in summary.by_label.items() if n)
             errors = sum(summary.errors.values())
+            agreement = (f"; the {len(summary.tallies)} models agree on {summary.agreed} of {summary.compared}"
+                         if len(summary.tallies) > 1 else "")
             self.statusBar().showMessage(f"{summary.lines()[0]} — {counts or 'nothing scored'}"
-                                         + (f", {errors} unreadable" if errors else ""))
+                                         + (f", {errors} unreadable" if errors else "") + agreement)
         self._update_scan_controls()
 
     def wait_for_scan(self, timeout_ms: int = 60_000) -> None:
@@ -479,8 +572,8 @@ class MainWindow(QMainWindow):
         scanning = self.is_scanning()
         self.scan_action.setEnabled(not scanning and bool(self.picked_model_id()))
         self.stop_action.setEnabled(scanning)
-        for widget in (self.model_picker, self.threshold_box, self.band_low_box, self.band_high_box,
-                       self.recursive_box):
+        for widget in (self.model_picker, self.also_button, self.threshold_box, self.band_low_box,
+                       self.band_high_box, self.recursive_box):
             widget.setEnabled(not scanning)
         for act in (self.new_case_action, self.open_case_action, self.manage_models_action):
             act.setEnabled(not scanning)
@@ -541,8 +634,16 @@ class MainWindow(QMainWindow):
         if model_id is None:  # rows() picked the most recent model: every scored row names it
             model_id = next((r.model_id for r in rows if r.model_id), self.picked_model_id())
         self.shown_model_id = model_id
-        self.results.set_rows(rows)
-        self.histogram.update_rows(rows)
+        # beside it, a column for each other model ticked for scanning (none ticked: the table as ever)
+        models = [model_id, *(m for m in self.picked_model_ids()[1:] if m != model_id)] if model_id else []
+        self.results.set_rows(rows, models, {m: self.case.rows(m) for m in models[1:]})
+        self.histogram_model.blockSignals(True)
+        self.histogram_model.clear()
+        for m in models:
+            self.histogram_model.addItem(m, m)
+        self.histogram_model.blockSignals(False)
+        self.histogram_model.setEnabled(len(models) > 1)
+        self._update_histogram()
         self.detail.show_row(None, [])
         self.results.title.setText(f"Case {self.case.path.name} — results of {model_id or 'no model yet'}")
         self._update_report_action()
@@ -556,8 +657,10 @@ class MainWindow(QMainWindow):
             if not chosen:
                 return
             path = Path(chosen)
-        try:
-            written = export_csv(self.case, self.case.rows(self.shown_model_id), path)
+        models = self.results.model.model_ids()
+        try:  # the table's models side by side when it shows several
+            written = (export_models_csv(self.case, models, path) if len(models) > 1 else
+                       export_csv(self.case, self.case.rows(self.shown_model_id), path))
         except OutputRefused as exc:
             show_error(self, "Export refused", f"Forensight will not write {path.name} there.", str(exc))
             return

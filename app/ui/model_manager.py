@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QVBoxLayout)
 
 from app.ui.messages import show_error
-from app.ui.tasks import BackgroundTasks
+from app.ui.tasks import BackgroundTasks, ProgressRelay
 from models.card import INPUT_POLICIES, CardError
 from models.input_settings import set_model_input
 from models.library import LibraryEntry, ModelLibrary
@@ -28,6 +28,8 @@ _IMPORT_FILTER = "Detectors (*.safetensors *.pth *.pt *.bin *.ckpt *.onnx card.j
 class ModelManagerDialog(QDialog):
     library_changed = Signal()
     import_finished = Signal(bool)  # True when a model was added
+    calibration_finished = Signal(bool)  # True when a calibrated variant was added
+    ensemble_finished = Signal(bool)  # True when an ensemble was added
 
     def __init__(self, library: ModelLibrary | None = None, parent=None) -> None:
         super().__init__(parent)
@@ -47,6 +49,14 @@ class ModelManagerDialog(QDialog):
         self.remove_button.clicked.connect(lambda: self.remove_selected())
         self.default_button = QPushButton("Make default")
         self.default_button.clicked.connect(self.make_selected_default)
+        self.calibrate_button = QPushButton("Calibrate…")
+        self.calibrate_button.setToolTip("Fit the selected model's P(fake) and threshold on photos you know are "
+                                         "real (and AI-generated): a new, calibrated model; this one is kept")
+        self.calibrate_button.clicked.connect(lambda: self.calibrate_selected())
+        self.ensemble_button = QPushButton("Create ensemble…")
+        self.ensemble_button.setToolTip("Combine several of these models into one: the mean of their calibrated "
+                                        "logits, or a logistic regression fitted on pictures you know")
+        self.ensemble_button.clicked.connect(lambda: self.create_ensemble())
         self.known_button = QPushButton("Add a known detector…")
         self.known_button.setToolTip("Published detectors (CNNDetection, NPR, Corvi et al., Hugging Face and ONNX "
                                      "models …): what to download, and importing the downloaded file")
@@ -66,7 +76,8 @@ class ModelManagerDialog(QDialog):
         splitter.addWidget(self.card_view)
         splitter.setSizes([280, 580])
         buttons = QHBoxLayout()
-        for button in (self.import_button, self.known_button, self.remove_button, self.default_button):
+        for button in (self.import_button, self.known_button, self.remove_button, self.default_button,
+                       self.calibrate_button, self.ensemble_button):
             buttons.addWidget(button)
         buttons.addWidget(QLabel("Looks at:"))
         buttons.addWidget(self.policy_box)
@@ -119,7 +130,10 @@ class ModelManagerDialog(QDialog):
         self.import_button.setEnabled(not busy)
         self.remove_button.setEnabled(not busy and entry is not None and not entry.shipped)
         self.default_button.setEnabled(not busy and entry is not None)
-        self.policy_box.setEnabled(not busy and entry is not None and not entry.shipped)
+        ensemble = entry is not None and entry.card.architecture == "ensemble"  # no input or calibration of its own
+        self.calibrate_button.setEnabled(not busy and entry is not None and not ensemble)
+        self.ensemble_button.setEnabled(not busy and len(self.model_ids()) >= 2)
+        self.policy_box.setEnabled(not busy and entry is not None and not entry.shipped and not ensemble)
         if entry is not None:
             self.policy_box.setCurrentText(entry.card.input.policy)
 
@@ -138,7 +152,7 @@ class ModelManagerDialog(QDialog):
         self.status.setText(f"{entry.card.id} now uses {policy}; its next scan rescores every file.")
 
     # ---- changing the library ----------------------------------------------------------------
-    def import_model(self, path: Path | None = None, family: str | None = None) -> None:
+    def import_model(self, path: Path | None = None, family: str | None = None, tower: Path | None = None) -> None:
         if path is None:
             chosen, _ = QFileDialog.getOpenFileName(self, "Import a detector", str(Path.home()), _IMPORT_FILTER)
             if not chosen:
@@ -151,7 +165,8 @@ class ModelManagerDialog(QDialog):
                 return
         self.status.setText(f"Importing {path.name}…")
         self._update_buttons(busy=True)
-        self._tasks.submit(lambda: self.library.import_path(path, family=family, fake_label=fake_label or None),
+        self._tasks.submit(lambda: self.library.import_path(path, family=family, fake_label=fake_label or None,
+                                                            tower=tower),
                            self._imported, lambda reason: self._import_failed(path, reason))
 
     def _fake_label_for(self, folder: Path) -> str | None | bool:
@@ -221,6 +236,76 @@ class ModelManagerDialog(QDialog):
         self.refresh(select=model_id)
         self.library_changed.emit()
 
+    # ---- calibrating (app/calibration_job.py, the same as `forensight calibrate`) ----------------------
+    def calibrate_selected(self, request=None) -> None:
+        """Ask for the photos (unless `request` is given), then calibrate on the worker thread."""
+        from app.calibration_job import run_calibration
+
+        entry = self._selected_entry()
+        if entry is None:
+            return
+        if request is None:
+            from app.ui.calibrate_dialog import CalibrateDialog
+
+            dialog = CalibrateDialog(entry.card.id, self)
+            if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:
+                return
+        self.status.setText(f"Calibrating {entry.card.id} on your photos…")
+        self._update_buttons(busy=True)
+        relay = ProgressRelay(self)  # the worker reports through it; the label changes on the GUI thread
+        relay.changed.connect(lambda done, total: self.status.setText(
+            f"Calibrating {entry.card.id}: scored {done} of {total} photos…"), Qt.ConnectionType.QueuedConnection)
+        library = self.library
+        self._tasks.submit(lambda: run_calibration(request, library, relay.report), self._calibrated,
+                           lambda reason: self._calibration_failed(entry.card.id, reason))
+
+    def _calibrated(self, outcome) -> None:
+        self.status.setText("\n".join(outcome.lines()))
+        self.refresh(select=outcome.entry.card.id)
+        self.library_changed.emit()
+        self.calibration_finished.emit(True)
+
+    def _calibration_failed(self, model_id: str, reason: str) -> None:
+        self.status.setText("")
+        self._update_buttons()
+        show_error(self, "Calibration refused", f"{model_id} was not calibrated.", f"{reason}\n\nThe library is "
+                   "unchanged.")
+        self.calibration_finished.emit(False)
+
+    # ---- ensembles (app/ensemble_job.py, the same as `forensight ensemble create`) --------------------------
+    def create_ensemble(self, request=None) -> None:
+        """Ask for the members and the rule (unless `request` is given), then create it on the worker thread
+        (a logistic fit scores the reference pictures with every member first)."""
+        from app.ensemble_job import run_ensemble
+
+        if request is None:
+            from app.ui.ensemble_dialog import EnsembleDialog
+
+            dialog = EnsembleDialog(self.library.entries(), self)
+            if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:
+                return
+        self.status.setText(f"Creating {request.model_id}…")
+        self._update_buttons(busy=True)
+        relay = ProgressRelay(self)
+        relay.changed.connect(lambda done, total: self.status.setText(
+            f"Creating {request.model_id}: scored {done} of {total} reference pictures…"),
+            Qt.ConnectionType.QueuedConnection)
+        library = self.library
+        self._tasks.submit(lambda: run_ensemble(request, library, relay.report), self._ensemble_created,
+                           lambda reason: self._ensemble_failed(request.model_id, reason))
+
+    def _ensemble_created(self, outcome) -> None:
+        self.status.setText("\n".join(outcome.lines()))
+        self.refresh(select=outcome.entry.card.id)
+        self.library_changed.emit()
+        self.ensemble_finished.emit(True)
+
+    def _ensemble_failed(self, model_id: str, reason: str) -> None:
+        self.status.setText("")
+        self._update_buttons()
+        show_error(self, "Ensemble refused", f"{model_id} was not created.", f"{reason}\n\nThe library is unchanged.")
+        self.ensemble_finished.emit(False)
+
     def done(self, result: int) -> None:
         self._tasks.shutdown()
         super().done(result)
@@ -240,7 +325,8 @@ def card_html(entry: LibraryEntry, is_default: bool) -> str:
         ("Id", card.id), *family, ("Architecture", f"{card.architecture} — {arch.family}"),
         ("Output", f"{card.num_logits} logit(s), {card.output}" + (f", fake = logit {card.fake_index}"
                                                                     if card.num_logits == 2 else "")),
-        ("Input", f"{policy}; mean {tuple(spec.mean)}, std {tuple(spec.std)}"),
+        ("Input", "each member's own, as on its card" if card.ensemble else
+                  f"{policy}; mean {tuple(spec.mean)}, std {tuple(spec.std)}"),
         ("Threshold", f"{card.threshold:g} (inconclusive {card.inconclusive_band[0]:g}–"
                       f"{card.inconclusive_band[1]:g})"),
         ("Trained on", card.trained_on or "not stated"),
@@ -258,9 +344,38 @@ def card_html(entry: LibraryEntry, is_default: bool) -> str:
                  "<p>None recorded: evaluate this model on data like your casework before relying on it.</p>")
     if card.limitations:
         parts.append(f"<h3 style='margin:8px 0 2px'>Limitations</h3><p>{e(card.limitations)}</p>")
+    if card.calibration:
+        parts.append(_calibration_html(entry))
+    if card.ensemble:
+        parts.append(_ensemble_html(card))
     if card.provenance:
         parts.append("<h3 style='margin:8px 0 2px'>Provenance</h3>" + _mapping_html(card.provenance))
     return "".join(parts)
+
+
+def _calibration_html(entry: LibraryEntry) -> str:
+    """What a calibrated variant was fitted on and achieved, with its reliability diagram when it is there."""
+    from models.calibration import describe
+
+    parts = ["<h3 style='margin:8px 0 2px'>Calibration</h3>",
+             f"<p>{html.escape(describe(entry.card.calibration))}.</p>"]
+    diagram = entry.directory / str(entry.card.calibration.get("fitted_on", {}).get("reliability_diagram", ""))
+    if diagram.is_file() and diagram.parent == entry.directory:
+        parts.append(f"<p><img src='{html.escape(diagram.as_uri())}' width='520'></p>")
+    return "".join(parts)
+
+
+def _ensemble_html(card) -> str:
+    """The members (id, weights, calibrated or not), the rule and what it was fitted and measured on."""
+    from models.ensemble import describe
+
+    e = html.escape
+    rows = "".join(f"<tr><td><b>{e(m['id'])}</b></td><td style='padding-left:8px'>{e(m.get('name', ''))}</td>"
+                   f"<td style='padding-left:8px'>weights {e(m['weights_sha256'][:16])}</td>"
+                   f"<td style='padding-left:8px'>{'calibrated' if m.get('calibrated') else 'own P(fake)'}</td></tr>"
+                   for m in card.ensemble["members"])
+    return (f"<h3 style='margin:8px 0 2px'>Ensemble — {e(card.ensemble['combine'])}</h3><table>{rows}</table>"
+            f"<p>{e(describe(card.ensemble))}.</p>")
 
 
 def _mapping_html(values: dict[str, Any]) -> str:
@@ -353,7 +468,7 @@ class KnownDetectorsDialog(QDialog):
         self.file_button.setEnabled(importable and row["id"] != "huggingface")
         self.folder_button.setEnabled(importable and row["id"] == "huggingface")
 
-    def import_download(self, path: Path | None = None, folder: bool = False) -> None:
+    def import_download(self, path: Path | None = None, folder: bool = False, tower: Path | None = None) -> None:
         family = self.selected_id()
         if path is None:
             if folder:
@@ -363,16 +478,24 @@ class KnownDetectorsDialog(QDialog):
             if not chosen:
                 return
             path = Path(chosen)
-        from models.families import family_ids
+        from models.families import TOWER_FAMILIES, family_ids
 
+        if family in TOWER_FAMILIES and tower is None:  # UnivFD: the head, then the CLIP tower it scores
+            chosen, _ = QFileDialog.getOpenFileName(self, "The CLIP image tower (open_clip_pytorch_model.bin or "
+                                                    "open_clip_model.safetensors)", str(path.parent), _IMPORT_FILTER)
+            if not chosen:
+                return
+            tower = Path(chosen)
         # a state family is forced (its tensors may be shared with another family); formats speak for themselves
         forced = family if family in family_ids() and family not in ("huggingface", "onnx") else None
-        self.manager.import_model(path, family=forced)
+        self.manager.import_model(path, family=forced, tower=tower)
 
 
 def status_text(row: dict[str, Any]) -> str:
     if row["installed"]:
         return "installed: " + ", ".join(row["installed"])
+    if row["status"] == "trainable":
+        return "trained, not imported: Models > Train a model…, recipe linear_probe"
     return "not installed" if row["status"] == "importable" else "listed; Forensight cannot import it yet"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from app.case import CaseRow
 from app.ui.palette import ERROR_COLOUR, LABEL_COLOURS
 from app.ui.thumbnails import ThumbnailCache
-from models.labels import LABELS
+from models.labels import AGREE, DIFFER, LABELS, agreement
 
 COLUMNS = ("", "Name", "P(fake)", "Label", "Size", "Dimensions", "Format", "Error")
 THUMBNAIL, NAME, SCORE, LABEL, SIZE, DIMENSIONS, FORMAT, ERROR = range(len(COLUMNS))
@@ -18,6 +18,7 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a value of one type per column, so n
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2  # the CaseRow itself
 
 UNREADABLE, NOT_SCORED = "unreadable", "not scored"
+AGREEMENT_TEXT = {AGREE: "✓ agree", DIFFER: "✗ differ", "": ""}
 VERDICTS = (*LABELS, UNREADABLE, NOT_SCORED)
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -47,19 +48,31 @@ class ResultsModel(QAbstractTableModel):
         self._position: dict[int, int] = {}  # file_id → row number
         self._by_path: dict[str, int] = {}
         self._icons: dict[str, QIcon] = {}
+        # With several models: the shown model first (the P(fake) column), then the others, each with a column
+        # of its own after the fixed ones, and an agreement column; one model (or none) adds no column.
+        self._models: list[str] = []
+        self._others: dict[str, dict[int, CaseRow]] = {}  # model id → file id → that model's row
         self.thumbnails = thumbnails
         if thumbnails is not None:
             thumbnails.ready.connect(self._thumbnail_ready)
 
     # ---- content -----------------------------------------------------------------------------
-    def set_rows(self, rows: Iterable[CaseRow]) -> None:
+    def set_rows(self, rows: Iterable[CaseRow], models: Iterable[str] = (),
+                 others: Mapping[str, Iterable[CaseRow]] | None = None) -> None:
+        """The shown model's rows; with `models` (the shown one first) and their rows in `others`, a column
+        per model and one for their agreement."""
         self.beginResetModel()
         self._rows = list(rows)
+        self._models = list(models)
+        self._others = {model_id: {} for model_id in self._models[1:]}
+        self._store_others(others or {})
         self._reindex()
         self.endResetModel()
 
-    def add_rows(self, rows: Iterable[CaseRow]) -> None:
-        """A batch from the scan: files already shown are updated in place, new ones appended at once."""
+    def add_rows(self, rows: Iterable[CaseRow], others: Mapping[str, Iterable[CaseRow]] | None = None) -> None:
+        """A batch from the scan (the shown model's rows, and the other models' in `others`): files already
+        shown are updated in place, new ones appended at once."""
+        self._store_others(others or {})
         new: list[CaseRow] = []
         changed: list[int] = []
         for row in rows:
@@ -70,7 +83,7 @@ class ResultsModel(QAbstractTableModel):
                 self._rows[at] = row
                 changed.append(at)
         if changed:
-            self.dataChanged.emit(self.index(min(changed), 0), self.index(max(changed), len(COLUMNS) - 1))
+            self.dataChanged.emit(self.index(min(changed), 0), self.index(max(changed), self.columnCount() - 1))
         if new:
             first = len(self._rows)
             self.beginInsertRows(QModelIndex(), first, first + len(new) - 1)
@@ -82,6 +95,31 @@ class ResultsModel(QAbstractTableModel):
 
     def row_at(self, number: int) -> CaseRow:
         return self._rows[number]
+
+    def model_ids(self) -> list[str]:
+        return list(self._models)
+
+    def rows_of(self, model_id: str) -> list[CaseRow]:
+        """Every shown file's row of one of the models (the histogram per model)."""
+        if model_id not in self._others:
+            return list(self._rows)
+        mine = self._others[model_id]
+        return [mine[row.file_id] for row in self._rows if row.file_id in mine]
+
+    def _store_others(self, others: Mapping[str, Iterable[CaseRow]]) -> None:
+        for model_id, rows in others.items():
+            if model_id in self._others:
+                self._others[model_id].update((row.file_id, row) for row in rows)
+
+    def _extra(self, column: int) -> str | None:
+        """The model id of an extra score column, "" for the agreement column, None for a fixed column."""
+        if column < len(COLUMNS) or not self._others:
+            return None
+        others = self._models[1:]
+        return others[column - len(COLUMNS)] if column - len(COLUMNS) < len(others) else ""
+
+    def _agreement(self, row: CaseRow) -> str:
+        return agreement([row] + [self._others[m].get(row.file_id) for m in self._models[1:]])
 
     def rows(self) -> list[CaseRow]:
         return list(self._rows)
@@ -95,17 +133,24 @@ class ResultsModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: _Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
+        extra = len(self._others) + 1 if self._others else 0  # a score per other model, and the agreement
+        return 0 if parent.isValid() else len(COLUMNS) + extra
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
-        return None
+        if orientation != Qt.Orientation.Horizontal or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        extra = self._extra(section)
+        if extra is None:  # with several models, the P(fake) column names whose it is
+            return f"P(fake) {self._models[0]}" if section == SCORE and self._others else COLUMNS[section]
+        return f"P(fake) {extra}" if extra else "Agreement"
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         row, column = self._rows[index.row()], index.column()
+        extra = self._extra(column)
+        if extra is not None:
+            return self._extra_data(row, extra, role)
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, column)
         if role == SORT_ROLE:
@@ -127,6 +172,30 @@ class ResultsModel(QAbstractTableModel):
             if column == ERROR:
                 return row.error
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (SCORE, SIZE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def _extra_data(self, row: CaseRow, model_id: str, role: int) -> Any:
+        """Another model's score (model_id), or the models' agreement ("")."""
+        if not model_id:
+            verdict_ = self._agreement(row)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return AGREEMENT_TEXT[verdict_]
+            if role == SORT_ROLE:
+                return ("", DIFFER, AGREE).index(verdict_)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                rows = [row] + [self._others[m].get(row.file_id) for m in self._models[1:]]
+                return "\n".join(f"{m}: {verdict(r) if r is not None else NOT_SCORED}"
+                                  for m, r in zip(self._models, rows))
+            return None
+        other = self._others[model_id].get(row.file_id)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "" if other is None or other.p_fake is None else f"{other.p_fake:.3f}"
+        if role == SORT_ROLE:
+            return -1.0 if other is None or other.p_fake is None else float(other.p_fake)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{model_id}: {verdict(other) if other is not None else NOT_SCORED}"
+        if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 

@@ -6,8 +6,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleS
                                QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget)
 
 from app.case import CaseRow
-from app.ui.results_model import (DIMENSIONS, ERROR, FORMAT, LABEL, NAME, SCORE, SIZE, THUMBNAIL, VERDICTS,
-                                  ResultsFilter, ResultsModel)
+from app.ui.results_model import (COLUMNS, DIMENSIONS, ERROR, FORMAT, LABEL, NAME, SCORE, SIZE, THUMBNAIL,
+                                  VERDICTS, ResultsFilter, ResultsModel)
 from app.ui.thumbnails import ThumbnailCache
 
 THUMBNAIL_SIDE = 32
@@ -86,12 +86,15 @@ class ResultsPanel(QWidget):
         layout.addLayout(filters)
         layout.addWidget(self.table, 1)
 
-    def set_rows(self, rows: list[CaseRow]) -> None:
-        self.model.set_rows(rows)
+    def set_rows(self, rows: list[CaseRow], models: list[str] = (), others: dict | None = None) -> None:
+        """The shown model's rows; with several `models` (the shown one first), a score column per model."""
+        self.model.set_rows(rows, models, others)
+        for column in range(len(COLUMNS), self.model.columnCount()):  # the other models' scores, the agreement
+            self.table.setColumnWidth(column, 90)
         self._count_shown()
 
-    def add_rows(self, rows: list[CaseRow]) -> None:
-        self.model.add_rows(rows)
+    def add_rows(self, rows: list[CaseRow], others: dict | None = None) -> None:
+        self.model.add_rows(rows, others)
 
     def current_row(self) -> CaseRow | None:
         index = self.table.currentIndex()

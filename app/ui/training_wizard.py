@@ -25,7 +25,7 @@ from app.ui.workers import start_worker_thread
 from models.device import available_devices
 from models.library import ModelLibrary
 from training.data import CLASS_NAMES, Dataset
-from training.recipes import RECIPES
+from training.recipes import RECIPES, is_probe
 from training.trainer import TrainingEvent
 
 class TrainingWizard(QWizard):
@@ -188,13 +188,21 @@ class RecipePage(QWizardPage):
         self.blur = _probability()
         self.jpeg = _probability()
         self.start_from = QComboBox()
+        self.tower = QLineEdit()  # linear_probe only: the frozen foundation-model tower
+        self.tower.setPlaceholderText("open_clip_pytorch_model.bin, or the id of a library model with a tower")
+        tower_browse = QPushButton("Browse…")
+        tower_browse.clicked.connect(self._browse_tower)
+        self.tower_row = QHBoxLayout()
+        self.tower_row.addWidget(self.tower, 1)
+        self.tower_row.addWidget(tower_browse)
         self.device = QComboBox()
         self.device.addItems(available_devices())
         self.error = QLabel("")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #c0392b")
-        form = QFormLayout(self)
+        self.form = form = QFormLayout(self)
         for label, widget in (("Recipe", self.recipe), ("", self.description), ("New model's name", self.name),
+                              ("Image tower (CLIP / OpenCLIP)", self.tower_row),
                               ("Start from", self.start_from), ("Epochs", self.epochs), ("Learning rate", self.lr),
                               ("Batch size", self.batch_size), ("Blur augmentation (probability)", self.blur),
                               ("JPEG augmentation (probability)", self.jpeg),
@@ -212,9 +220,19 @@ class RecipePage(QWizardPage):
         self.device.setCurrentText(wizard.device if wizard.device in available_devices() else "auto")
         self._load_recipe(self.recipe.currentText())
 
+    def _browse_tower(self) -> None:
+        chosen, _ = QFileDialog.getOpenFileName(self, "A foundation model's image tower", self.tower.text(),
+                                                "Weights (*.bin *.pt *.pth *.safetensors);;All files (*)")
+        if chosen:
+            self.tower.setText(chosen)
+
     def _load_recipe(self, name: str) -> None:
         recipe = RECIPES[name]
         self.description.setText(f"{recipe.architecture}: {recipe.description}")
+        probe = is_probe(recipe)  # a probe trains no network: only the tower and the data matter
+        self.form.setRowVisible(self.tower_row, probe)
+        for widget in (self.start_from, self.epochs, self.lr, self.blur, self.jpeg):
+            self.form.setRowVisible(widget, not probe)
         self.epochs.setValue(recipe.epochs)
         self.lr.setValue(recipe.lr)
         self.batch_size.setValue(recipe.batch_size)
@@ -225,6 +243,9 @@ class RecipePage(QWizardPage):
     def overrides(self) -> dict:
         chosen = {"epochs": self.epochs.value(), "lr": self.lr.value(), "batch_size": self.batch_size.value(),
                   "blur_prob": self.blur.value(), "jpeg_prob": self.jpeg.value(), "workers": self.workers.value()}
+        if is_probe(RECIPES[self.recipe.currentText()]):
+            return {"batch_size": self.batch_size.value(), "workers": self.workers.value(),
+                    "tower": self.tower.text().strip()}
         start = self.start_from.currentData()
         if start == "none":
             chosen["pretrained"] = "none"
@@ -357,6 +378,10 @@ class TrainPage(QWizardPage):
         v = event.values
         if event.kind == "started":
             self._say(f"{v['train']} training and {v['val']} validation images on {v['device']}")
+        elif event.kind == "progress":  # a linear probe's feature batches
+            self.batch_bar.setRange(0, event.batches)
+            self.batch_bar.setValue(event.batch)
+            self.status.setText(f"Computing {event.message}: batch {event.batch} of {event.batches}")
         elif event.kind == "epoch_start":
             self.batch_bar.setRange(0, event.batches)
             self.batch_bar.setValue(0)

@@ -20,7 +20,8 @@ from app.case import Case
 from app.scanning import ScanSummary, list_entries, run_scan
 from app.ui.qt_images import pil_to_qimage
 from app.ui.tasks import BackgroundTasks, describe_exception
-from models.engine import CancelToken, ScanEngine, ScanResult
+from models.engine import CancelToken, MultiScanEngine, ScanEngine, ScanResult
+from models.ensemble import build_scorers
 from models.explain import Explainer, ModelViewMap, colorize
 from models.imaging import decoding, read_file
 from models.labels import Thresholds
@@ -38,6 +39,11 @@ class ScanRequest:
     thresholds: Thresholds
     batch_size: int = 16
     device: str = "auto"
+    also: tuple[str, ...] = ()  # more models scored in the same pass, each at its card's thresholds
+
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        return (self.model_id, *(m for m in dict.fromkeys(self.also) if m != self.model_id))
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class ScanWorker(QObject):
     """Lives in its own QThread. stop() may be called from any thread; the engine stops before the next batch,
     and every batch already scored is in the case and has been emitted."""
     listed = Signal(int)  # files found, before the first batch
-    batch_done = Signal(object, object)  # list[CaseRow] as stored in the case, ScanProgress
+    batch_done = Signal(object, object)  # {model id: list[CaseRow]} as stored in the case, ScanProgress
     failed = Signal(str)  # the scan could not run (model, device, case): a sentence for the user
     finished = Signal(object)  # ScanSummary, or None when it failed
 
@@ -83,17 +89,21 @@ class ScanWorker(QObject):
 
     def _scan(self) -> ScanSummary:
         request = self.request
-        model = ModelLibrary().load(request.model_id)
-        engine = ScanEngine(model, device=request.device, batch_size=request.batch_size,
-                            thresholds=request.thresholds)
+        library = ModelLibrary()
+        # the toolbar's thresholds are the first model's; the others (an ensemble's members too) keep their cards'
+        thresholds_for = lambda card: request.thresholds if card.id == request.model_id else None  # noqa: E731
+        scorers = build_scorers([library.load(model_id) for model_id in request.model_ids],
+                                lambda model: ScanEngine(model, device=request.device, batch_size=request.batch_size,
+                                                         thresholds=thresholds_for(model.card)), thresholds_for)
         entries = list_entries(list(request.paths), request.recursive)
         self.listed.emit(len(entries))
         with Case(request.case_path) as case:  # this thread's own connection: SQLite objects stay put
             def on_batch(batch: list[ScanResult], summary: ScanSummary) -> None:
-                stored = case.rows_for_paths(model.card.id, [result.path for result in batch])
+                paths = list(dict.fromkeys(result.path for result in batch))
+                stored = {model_id: case.rows_for_paths(model_id, paths) for model_id in request.model_ids}
                 self.batch_done.emit(stored, ScanProgress(summary.done, summary.total, summary.elapsed))
 
-            return run_scan(case, engine, entries, cancel=self.cancel_token, on_batch=on_batch,
+            return run_scan(case, MultiScanEngine(scorers), entries, cancel=self.cancel_token, on_batch=on_batch,
                             roots=request.paths)
 
 
@@ -201,6 +211,9 @@ class ExplainService(QObject):
         if request.weights_sha256 and entry.card.weights_sha256 != request.weights_sha256:
             raise ExplainError(f"model {request.model_id!r} in the library now has other weights than the ones "
                                "that scored this file, so its map would explain a different model")
+        if entry.card.architecture == "ensemble":  # the detail view offers its members instead
+            raise ExplainError(f"{request.model_id} is an ensemble: Grad-CAM explains one of its members (choose "
+                               "one beside Grad-CAM)")
         key = (entry.card.id, entry.card.weights_sha256)
         if key not in self._explainers:
             from models.device import select_device

@@ -143,6 +143,17 @@ def state_families() -> list[StateFamily]:
         # costs 16× a ResNet-50 per pixel: the card keeps the picture's central 1024×1024 pixels at most
         StateFamily("corvi2023", "resnet50_nodown", _whole_image(1 << 20)),
         StateFamily("gragnaniello2021", "resnet50_nodown", _whole_image(1 << 20)),
+        # B-Free (models/families/vit_detectors.py): the whole picture, unresized, up to the 16.7 megapixels a view
+        # may hold; the network cuts its five 504-pixel windows itself (a smaller picture is tiled, not padded,
+        # so the policy's smallest side is kept at the minimum)
+        StateFamily("b-free", "bfree_vitb14_reg4", _whole_image(1 << 24, size=16),
+                    signature=("reg_token", "blocks.0.ls1.gamma")),
+        # Community Forensics: models.py / dataloader.py resize the short side to 440 (256), centre-crop 384 (224)
+        *[StateFamily(family_id, architecture, replace(_imagenet("resize_center_crop", size, resize=resize),
+                                                       jpeg_draft=False), signature=("vit.cls_token", "vit.pos_embed"))
+          for family_id, architecture, size, resize in (
+              ("community-forensics", "commfor_vit_small_384", 384, 440),
+              ("community-forensics-224", "commfor_vit_small_224", 224, 256))],
     ]
 
 
@@ -154,11 +165,13 @@ def state_family(family_id: str) -> StateFamily:
 
 
 FORMAT_FAMILIES = ("huggingface", "onnx")
+# a head imported together with the foundation-model tower it scores (--tower FILE): models/families/univfd.py
+TOWER_FAMILIES = ("univfd",)
 
 
 def family_ids() -> list[str]:
     """Every family an import can be told to use (--family)."""
-    return [f.id for f in state_families()] + list(FORMAT_FAMILIES)
+    return [f.id for f in state_families()] + list(FORMAT_FAMILIES) + list(TOWER_FAMILIES)
 
 
 class FamilyError(CheckpointError):
@@ -304,7 +317,8 @@ def _tensors(obj: Any, limit: int, prefix: str = "", depth: int = 0):
 
 def known_families_text() -> str:
     families = ", ".join(family_ids())
-    return (f"known families: {families} (a Hugging Face folder, an .onnx file), and plain checkpoints of "
+    return (f"known families: {families} (a Hugging Face folder, an .onnx file, a UnivFD head with --tower "
+            f"FILE), and plain checkpoints of "
             f"{', '.join(a for a, spec in ARCHITECTURES.items() if not spec.external)}")
 
 
@@ -315,6 +329,10 @@ def external_module(card: ModelCard) -> torch.nn.Module:
         from models.families.huggingface import build_module
 
         return build_module(card)
+    if card.architecture == "tower_linear":  # UnivFD, linear probes: an image tower + one linear logit
+        from models.families.tower_linear import build_module as build_tower_linear
+
+        return build_tower_linear(card)
     raise FamilyError(f"{card.architecture} models are not stored as a state dict")
 
 

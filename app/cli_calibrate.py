@@ -1,0 +1,66 @@
+"""`forensight calibrate`: a thin printer over app/calibration_job.py."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.errors import UsageError, library_errors_as_usage
+
+
+def add_calibrate_command(sub) -> None:
+    p = sub.add_parser(
+        "calibrate", help="calibrate a detector on your own real (and AI-generated) photos: a new library model",
+        description="Score photos you know are real (and, with --fake, photos you know are AI-generated) with "
+        "MODEL, fit a calibration of its P(fake) (temperature, Platt or isotonic, chosen by held-out log loss; "
+        "only the threshold without --fake) and set the threshold where the false-positive rate on your real "
+        "photos has a 95%% upper bound at or below --target-fpr. The result is a new model in the library; "
+        "MODEL is unchanged and the photos are only read.")
+    p.add_argument("model", metavar="MODEL", help="model id from `forensight models list`")
+    p.add_argument("--real", required=True, type=Path, metavar="FOLDER", help="photos known to be real "
+                   "(sub-folders included), from cameras and processing like your casework's")
+    p.add_argument("--fake", type=Path, metavar="FOLDER", help="pictures known to be AI-generated (sub-folders "
+                   "included); without them only the threshold is set")
+    p.add_argument("--target-fpr", type=float, default=0.01, metavar="RATE", help="the false-positive rate to "
+                   "hold on real photos, as a fraction (default 0.01 = 1%%: needs at least 299 real photos)")
+    p.add_argument("--name", metavar="ID", help="id of the new model (default: MODEL-calibrated-YYYYMMDD)")
+    p.add_argument("--case", type=Path, metavar="CASE.sqlite", help="a scanned case: calibration photos that "
+                   "are also in it (same SHA-256) are refused; the case is only read")
+    p.add_argument("--allow-case-overlap", action="store_true", help="calibrate even when photos of --case "
+                   "are among the calibration photos (the new card says how many)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from app.calibration_job import CalibrationError, CalibrationRequest, run_calibration
+    from models.device import DeviceError
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    request = CalibrationRequest(args.model, args.real, args.fake, args.target_fpr, args.name, args.case,
+                                 args.allow_case_overlap, args.device, args.batch_size)
+    bars: list = []  # made on the first progress call, so a refused calibration prints no empty bar
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=total, unit="photo", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
+                             desc="scoring"))
+        bars[0].n = done
+        bars[0].refresh()
+
+    try:
+        with library_errors_as_usage(f"cannot calibrate {args.model}: "):
+            outcome = run_calibration(request, progress=None if args.quiet else progress)
+    except (CalibrationError, DeviceError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        for bar in bars:
+            bar.close()
+    for line in outcome.lines():
+        print(line)
+    return 0
