@@ -7,22 +7,20 @@ evidence-like: an examiner's reference set), never written beside.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
+from app.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
 from models.calibration import describe
 from models.card import NAME_CHARS, TEXT_CHARS, is_valid_model_id
-from models.discovery import Entry, absolute, discover
+from models.discovery import Entry, absolute
 from models.library import LibraryEntry, LoadedModel, ModelLibrary
 from models.paths import readable
 from training.calibration import CalibrationFit, card_calibration, check_enough_reals, fit_calibration, reliability_png
 
 DIAGRAM_NAME = "reliability.png"
 MANIFEST_NAME = "calibration_files.tsv"
-Progress = Callable[[int, int], None]
 
 
 class CalibrationError(ValueError):
@@ -83,11 +81,11 @@ def run_calibration(request: CalibrationRequest, library: ModelLibrary | None = 
     new_id = variant_id(library, source.card.id, request.name)
     case_files = case_hashes(request.case) if request.case else {}
     folders = {"real": request.real, **({"fake": request.fake} if request.fake else {})}
-    listed = {label: list_photos(folder, label) for label, folder in folders.items()}
+    listed = list_folders(folders, CalibrationError)
     _check_size(len(listed["real"]), request.target_fpr)  # before the model loads: a second, not a scan
     scored, skipped = score_photos(library.load(source), listed, request, progress)
     _check_size(len(scored["real"]), request.target_fpr)
-    _check_labels(scored)
+    check_one_label(scored, CalibrationError)
     overlap = sorted(path for label in scored for _, sha, path in scored[label] if sha in case_files)
     if overlap and not request.allow_case_overlap:
         raise CalibrationError(
@@ -95,7 +93,7 @@ def run_calibration(request: CalibrationRequest, library: ModelLibrary | None = 
             f"{overlap[0]}): calibrating on the evidence sets the threshold on the very photos it is meant to "
             "judge. Remove them from the calibration folders, or pass --allow-case-overlap to calibrate anyway "
             "(the card and the reports then say so)")
-    fit = fit_calibration([p for p, _, _ in scored["real"]], [p for p, _, _ in scored.get("fake", [])],
+    fit = fit_calibration([p[0] for p, _, _ in scored["real"]], [p[0] for p, _, _ in scored.get("fake", [])],
                           request.target_fpr)
     manifest = manifest_text(scored, folders)
     fitted_on = {"model": source.card.id, "model_weights_sha256": source.card.weights_sha256,
@@ -122,15 +120,6 @@ def _check_size(n_real: int, target: float) -> None:
         raise CalibrationError(str(exc)) from None
 
 
-def _check_labels(scored: dict[str, list[tuple[float, str, str]]]) -> None:
-    """The same picture in both folders is a labelling mistake the fit cannot resolve."""
-    both = {sha for _, sha, _ in scored["real"]} & {sha for _, sha, _ in scored.get("fake", [])}
-    if both:
-        example = next(path for _, sha, path in scored["real"] if sha in both)
-        raise CalibrationError(f"{len(both)} pictures are both in the real and the AI-generated folder (same "
-                               f"SHA-256; e.g. {example}): each photo needs one label")
-
-
 def variant_id(library: ModelLibrary, source_id: str, name: str | None) -> str:
     taken = {entry.card.id for entry in library.entries()}
     if name:
@@ -146,12 +135,6 @@ def variant_id(library: ModelLibrary, source_id: str, name: str | None) -> str:
     return next(c for c in candidates if c not in taken)
 
 
-def list_photos(folder: Path, label: str) -> list[Entry]:
-    if not Path(folder).is_dir():
-        raise CalibrationError(f"the {label} folder {readable(folder)} does not exist or is not a folder")
-    return list(discover([Path(folder)], recursive=True))
-
-
 def case_hashes(case_path: Path) -> dict[str, str]:
     """SHA-256 → path of every file of a scanned case, read from a read-only snapshot (never written)."""
     from app.case import Case, CaseError
@@ -164,36 +147,13 @@ def case_hashes(case_path: Path) -> dict[str, str]:
 
 
 def score_photos(model: LoadedModel, listed: dict[str, list[Entry]], request: CalibrationRequest,
-                 progress: Progress | None) -> tuple[dict[str, list[tuple[float, str, str]]], int]:
-    """(P(fake), SHA-256, path) per scored photo and label, through the one scan engine with the model's own
-    input policy, uncalibrated (a variant of a variant is fitted on the model's own scores); and how many
-    files could not be scored."""
+                 progress: Progress | None) -> tuple[Scored, int]:
+    """Each photo's P(fake) through the one scan engine with the model's own input policy, uncalibrated (a
+    variant of a variant is fitted on the model's own scores); and how many files could not be scored."""
     from models.engine import ScanEngine
 
     raw = LoadedModel(replace(model.card, calibration={}), model.module)
-    engine = ScanEngine(raw, device=request.device, batch_size=request.batch_size)
-    total, done, skipped = sum(len(v) for v in listed.values()), 0, 0
-    scored: dict[str, list[tuple[float, str, str]]] = {}
-    for label, entries in listed.items():
-        scored[label] = []
-        for result in engine.scan(entries):
-            done += 1
-            if result.ok and result.p_fake is not None:
-                scored[label].append((result.p_fake, result.sha256, result.path))
-            else:
-                skipped += 1
-            if progress is not None:
-                progress(done, total)
-    return scored, skipped
-
-
-def manifest_text(scored: dict[str, list[tuple[float, str, str]]], folders: dict[str, Path]) -> bytes:
-    """One line per photo used, sorted: label, SHA-256, path inside its folder. Its SHA-256 identifies the set."""
-    lines = []
-    for label, rows in scored.items():
-        root = absolute(folders[label])
-        lines += [f"{label}\t{sha}\t{readable(os.path.relpath(path, root))}" for _, sha, path in rows]
-    return ("label\tsha256\tpath\n" + "".join(line + "\n" for line in sorted(lines))).encode("utf-8")
+    return score_folders([ScanEngine(raw, device=request.device, batch_size=request.batch_size)], listed, progress)
 
 
 def variant_card(source: LibraryEntry, new_id: str, calibration: dict, band: tuple[float, float]):

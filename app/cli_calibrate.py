@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from app.cli_progress import LazyBar
 from app.errors import UsageError, library_errors_as_usage
 
 
@@ -42,25 +42,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be at least 1")
     request = CalibrationRequest(args.model, args.real, args.fake, args.target_fpr, args.name, args.case,
                                  args.allow_case_overlap, args.device, args.batch_size)
-    bars: list = []  # made on the first progress call, so a refused calibration prints no empty bar
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            from tqdm import tqdm
-
-            bars.append(tqdm(total=total, unit="photo", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
-                             desc="scoring"))
-        bars[0].n = done
-        bars[0].refresh()
-
     try:
-        with library_errors_as_usage(f"cannot calibrate {args.model}: "):
-            outcome = run_calibration(request, progress=None if args.quiet else progress)
+        with LazyBar("photo") as bar, library_errors_as_usage(f"cannot calibrate {args.model}: "):
+            outcome = run_calibration(request, progress=None if args.quiet else bar)
     except (CalibrationError, DeviceError) as exc:
         raise UsageError(str(exc)) from None
-    finally:
-        for bar in bars:
-            bar.close()
     for line in outcome.lines():
         print(line)
     return 0

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from app.cli_progress import LazyBar
 from app.errors import UsageError, library_errors_as_usage
-
-COMBINE_CHOICES = ("mean_logit", "logistic")  # models.ensemble.COMBINE_RULES, without loading it for the parser
+from models.ensemble import COMBINE_RULES  # plain data: no torch, no library
 
 
 def add_ensemble_command(sub) -> None:
@@ -22,7 +21,7 @@ def add_ensemble_command(sub) -> None:
     p.add_argument("id", metavar="ID", help="id of the new ensemble")
     p.add_argument("--member", action="append", required=True, metavar="MODEL", help="a library model; repeat "
                    "it (2 to 8 members, none of them an ensemble)")
-    p.add_argument("--combine", choices=COMBINE_CHOICES, default="mean_logit", help="how the members' logits are "
+    p.add_argument("--combine", choices=COMBINE_RULES, default="mean_logit", help="how the members' logits are "
                    "combined (default mean_logit)")
     p.add_argument("--real", type=Path, metavar="FOLDER", help="pictures known to be real (sub-folders included): "
                    "required by logistic; with mean_logit the combination is measured on them")
@@ -44,25 +43,11 @@ def cmd_ensemble_create(args: argparse.Namespace) -> int:
         raise UsageError("--batch-size must be at least 1")
     request = EnsembleRequest(args.id, tuple(args.member), args.combine, args.real, args.fake, args.name,
                               args.device, args.batch_size)
-    bars: list = []  # made on the first progress call, so a refusal prints no empty bar
-
-    def progress(done: int, total: int) -> None:
-        if not bars:
-            from tqdm import tqdm
-
-            bars.append(tqdm(total=total, unit="picture", file=sys.stderr, dynamic_ncols=True, mininterval=0.5,
-                             desc="scoring"))
-        bars[0].n = done
-        bars[0].refresh()
-
     try:
-        with library_errors_as_usage(f"cannot create {args.id}: "):
-            outcome = run_ensemble(request, progress=None if args.quiet else progress)
+        with LazyBar("picture") as bar, library_errors_as_usage(f"cannot create {args.id}: "):
+            outcome = run_ensemble(request, progress=None if args.quiet else bar)
     except (EnsembleError, DeviceError) as exc:
         raise UsageError(str(exc)) from None
-    finally:
-        for bar in bars:
-            bar.close()
     for line in outcome.lines():
         print(line)
     return 0

@@ -12,6 +12,12 @@ from app.output_guard import JSON
 
 
 def add_training_commands(sub) -> None:
+    _add_data_commands(sub)
+    _add_train_and_evaluate_commands(sub)
+
+
+def _add_data_commands(sub) -> None:
+    """`forensight data inspect | build-starter | rebuild-modern`."""
     data = sub.add_parser("data", help="inspect a training dataset")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = dsub.add_parser("inspect", help="counts, corrupt files, sizes, formats and shortcut warnings")
@@ -42,6 +48,8 @@ def add_training_commands(sub) -> None:
     p.add_argument("out", type=Path, help="where to write the set (then: build-starter --modern OUT)")
     p.set_defaults(run=cmd_rebuild_modern)
 
+
+def _add_train_and_evaluate_commands(sub) -> None:
     from training.recipes import RECIPES
 
     p = sub.add_parser("train", help="train or fine-tune a detector with a named recipe",
@@ -183,8 +191,6 @@ def _recipe_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from app.training_job import TrainingSetupError, plan_training, run_training
     from models.card import CardError
     from models.engine import CancelToken
@@ -200,6 +206,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     run_dir = job.run_dir
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    on_event = _training_printer(recipe)
+    try:
+        outcome = run_training(job, library, on_event=on_event, cancel=cancel, resume=args.resume)
+    except (LayoutError, FileNotFoundError, ValueError, CardError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    result, entry = outcome.result, outcome.entry
+    if entry is None:
+        print(f"Stopped. Checkpoints in {run_dir}; continue with the same command and --resume.")
+        return 130
+    v = entry.card.metrics.get("validation", {})
+    print(f"Added {entry.card.id} to the library (best epoch {result.best_epoch}, {result.status}): validation "
+          f"accuracy {_fmt(v.get('accuracy'))}, AP {_fmt(v.get('average_precision'))}, "
+          f"ROC-AUC {_fmt(v.get('roc_auc'))} on {v.get('n')} images")
+    return 0
+
+
+def _training_printer(recipe):
+    """The training events as `forensight train` prints them: messages and epochs, progress bars on stderr."""
+    from tqdm import tqdm
+
     bar = None
 
     def on_event(event) -> None:
@@ -235,21 +263,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 bar.close()
             print(event.message, file=sys.stderr if event.kind == "checkpoint" else sys.stdout)
 
-    try:
-        outcome = run_training(job, library, on_event=on_event, cancel=cancel, resume=args.resume)
-    except (LayoutError, FileNotFoundError, ValueError, CardError) as exc:
-        raise UsageError(str(exc)) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    result, entry = outcome.result, outcome.entry
-    if entry is None:
-        print(f"Stopped. Checkpoints in {run_dir}; continue with the same command and --resume.")
-        return 130
-    v = entry.card.metrics.get("validation", {})
-    print(f"Added {entry.card.id} to the library (best epoch {result.best_epoch}, {result.status}): validation "
-          f"accuracy {_fmt(v.get('accuracy'))}, AP {_fmt(v.get('average_precision'))}, "
-          f"ROC-AUC {_fmt(v.get('roc_auc'))} on {v.get('n')} images")
-    return 0
+    return on_event
 
 
 def _fmt(value) -> str:

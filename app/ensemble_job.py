@@ -9,17 +9,16 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
+from app.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
 from models.card import NAME_CHARS, TEXT_CHARS, InputSpec, ModelCard, is_valid_model_id
-from models.discovery import Entry, absolute, discover
+from models.discovery import Entry, absolute
 from models.ensemble import COMBINE_RULES, MAX_MEMBERS, MIN_MEMBERS, EnsembleError, describe, is_ensemble, member_record
 from models.library import LibraryEntry, ModelLibrary, ModelNotFoundError
 from models.paths import readable
 from training.ensemble import MIN_PER_CLASS, EnsembleFit, fit_ensemble, fitted_on
 
 MANIFEST_NAME = "ensemble_files.tsv"
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,13 @@ def run_ensemble(request: EnsembleRequest, library: ModelLibrary | None = None,
     fit, skipped, extra = None, 0, {}
     if request.real is not None:
         folders = {"real": request.real, "fake": request.fake}
-        listed = {label: list_pictures(folder, label) for label, folder in folders.items()}
+        listed = list_folders(folders, EnsembleError)
         _check_counts({label: len(found) for label, found in listed.items()})  # before the models load
         scored, skipped = score_reference(library, members, listed, request, progress)
         _check_counts({label: len(rows) for label, rows in scored.items()}, scored=True)
-        _check_labels(scored)
+        check_one_label(scored, EnsembleError)
         fit = fit_ensemble(request.combine, [e.card.id for e in members],
                            [p for p, _, _ in scored["real"]], [p for p, _, _ in scored["fake"]])
-        from app.calibration_job import manifest_text
-
         manifest = manifest_text(scored, folders)
         extra = {MANIFEST_NAME: manifest}
         ensemble["params"] = fit.params
@@ -127,12 +124,6 @@ def check_request(library: ModelLibrary, request: EnsembleRequest) -> list[Libra
     return entries
 
 
-def list_pictures(folder: Path, label: str) -> list[Entry]:
-    if not Path(folder).is_dir():
-        raise EnsembleError(f"the {label} folder {readable(folder)} does not exist or is not a folder")
-    return list(discover([Path(folder)], recursive=True))
-
-
 def _check_counts(counts: dict[str, int], scored: bool = False) -> None:
     """Enough pictures of both classes for five folds: too few, or one class only, is refused."""
     if any(n < MIN_PER_CLASS for n in counts.values()):
@@ -142,38 +133,14 @@ def _check_counts(counts: dict[str, int], scored: bool = False) -> None:
                             "and AI-generated)")
 
 
-def _check_labels(scored: dict[str, list]) -> None:
-    both = {sha for _, sha, _ in scored["real"]} & {sha for _, sha, _ in scored["fake"]}
-    if both:
-        example = next(path for _, sha, path in scored["real"] if sha in both)
-        raise EnsembleError(f"{len(both)} pictures are both in the real and the AI-generated folder (same SHA-256; "
-                            f"e.g. {example}): each picture needs one label")
-
-
 def score_reference(library: ModelLibrary, members: list[LibraryEntry], listed: dict[str, list[Entry]],
-                    request: EnsembleRequest, progress: Progress | None) -> tuple[dict[str, list], int]:
-    """(members' P(fake), SHA-256, path) per picture and label, every member in one pass (each file decoded
-    once, each member under its own input policy and calibration: what a scan gives); and how many files not
-    every member could score."""
-    from models.engine import MultiScanEngine, ScanEngine
+                    request: EnsembleRequest, progress: Progress | None) -> tuple[Scored, int]:
+    """Every member's P(fake) per picture, in one pass, under each member's own input policy and calibration
+    (what a scan gives); and how many files not every member could score."""
+    from models.engine import ScanEngine
 
-    engines = [ScanEngine(library.load(entry), device=request.device, batch_size=request.batch_size)
-               for entry in members]
-    multi = MultiScanEngine(engines)
-    total, done, skipped = sum(len(v) for v in listed.values()), 0, 0
-    scored: dict[str, list] = {}
-    for label, entries in listed.items():
-        scored[label] = []
-        for batch in multi.scan_batches(entries):
-            for results in batch:
-                done += 1
-                if all(r.ok and r.p_fake is not None for r in results):
-                    scored[label].append(([r.p_fake for r in results], results[0].sha256, results[0].path))
-                else:
-                    skipped += 1
-            if progress is not None:
-                progress(done, total)
-    return scored, skipped
+    return score_folders([ScanEngine(library.load(entry), device=request.device, batch_size=request.batch_size)
+                          for entry in members], listed, progress)
 
 
 def ensemble_card(request: EnsembleRequest, members: list[LibraryEntry], ensemble: dict) -> ModelCard:

@@ -177,8 +177,7 @@ class ModelLibrary:
         def copy_and_check(weights: Path) -> None:
             shutil.copyfile(source, weights)
             _load_module(card, weights)
-            for name, data in (extra_files or {}).items():  # in the staging folder: all or nothing
-                (weights.parent / Path(name).name).write_bytes(data)
+            _write_beside(weights, extra_files)
 
         return self._store(card, copy_and_check)
 
@@ -195,8 +194,7 @@ class ModelLibrary:
 
         def write(weights: Path) -> None:
             weights.write_bytes(combination_bytes(card.ensemble))
-            for name, data in (extra_files or {}).items():
-                (weights.parent / Path(name).name).write_bytes(data)
+            _write_beside(weights, extra_files)
 
         return self._store(card, write)
 
@@ -367,6 +365,13 @@ class ModelLibrary:
         except CheckpointError as exc:
             raise CheckpointError(f"model {entry.card.id!r}: {exc}") from None
         return LoadedModel(entry.card, module)
+
+
+def _write_beside(weights: Path, extra_files: dict[str, bytes] | None) -> None:
+    """A new entry's other files (a reliability diagram, a file list), beside its weights in the staging folder,
+    so the entry is stored with all of them or not at all; only a bare file name is used."""
+    for name, data in (extra_files or {}).items():
+        (weights.parent / Path(name).name).write_bytes(data)
 
 
 def _load_module(card: ModelCard, weights: Path) -> torch.nn.Module:

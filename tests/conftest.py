@@ -40,3 +40,36 @@ def tiny_model(home):
     from models.library import ModelLibrary
 
     return make_model(ModelLibrary())
+
+
+# ---- several models in one pass (tests/multi_model_data.py) -------------------------------------------------
+@pytest.fixture
+def two_models(home):
+    """A library of two small detectors with different input policies and JPEG draft sizes."""
+    from tests.multi_model_data import two_models_library
+
+    return two_models_library()
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    """Pictures of several shapes, a JPEG, a formula-looking name and one file that is not an image."""
+    from tests.multi_model_data import fill_folder
+
+    return fill_folder(tmp_path / "photos")
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """Every decode the engine makes (one per picture decoded, whatever the number of models)."""
+    import models.engine
+
+    calls: list[int] = []
+    real = models.engine.decoding
+
+    def counting(data, **kw):
+        calls.append(len(data))
+        return real(data, **kw)
+
+    monkeypatch.setattr(models.engine, "decoding", counting)
+    return calls

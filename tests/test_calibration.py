@@ -20,7 +20,7 @@ from models.engine import ScanEngine
 from models.library import ModelLibrary
 from tests.calibration_data import brightness_model, grey_photos, snapshot
 from tests.commands import run_in_process
-from training.calibration import clopper_pearson_upper, fit_calibration, reals_needed
+from training.calibration import clopper_pearson_upper, fit_calibration, predict, reals_needed
 
 TARGET = 0.05  # 59 real photos can show it; 1% would need 299
 
@@ -63,16 +63,33 @@ def test_clopper_pearson_against_known_values():
     assert (reals_needed(0.01), reals_needed(0.05), reals_needed(0.001)) == (299, 59, 2995)
 
 
-def test_the_model_s_own_scores_win_when_they_are_already_calibrated():
-    """A calibration is chosen only when it beats the model's own P(fake) on held-out photos."""
+def test_already_calibrated_scores_are_left_almost_as_they_are():
+    """Scores that already mean what they say: whatever is chosen maps P(fake) to nearly itself, and gains
+    next to nothing on held-out photos (the model's own P(fake) is a candidate, so it never loses)."""
     rng = np.random.default_rng(0)
     real, fake = rng.uniform(0, 1, 400), rng.uniform(0, 1, 400)
     y_real, y_fake = rng.uniform(0, 1, 400) < real, rng.uniform(0, 1, 400) < fake  # P(fake) = p, exactly
     scores = np.concatenate([real, fake])
     labels = np.concatenate([y_real, y_fake])
     fit = fit_calibration(scores[~labels], scores[labels], target_fpr=0.05)
-    assert fit.log_loss_calibrated <= fit.log_loss_uncalibrated
+    grid = np.linspace(0.01, 0.99, 99)
+    assert np.abs(predict(fit.method, fit.params, grid) - grid).max() < 0.05
+    assert fit.log_loss_uncalibrated - fit.log_loss_calibrated < 0.005
     assert fit.method in ("none", "temperature", "platt")  # isotonic's steps cost more than they gain here
+
+
+def test_overconfident_scores_are_tempered():
+    """The opposite case: a model whose logits are three times too large gets them shrunk back, and the
+    held-out log loss says so."""
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0.02, 0.98, 1000)
+    labels = rng.uniform(0, 1, 1000) < truth
+    z = np.log(truth) - np.log1p(-truth)
+    scores = 1 / (1 + np.exp(-3 * z))
+    fit = fit_calibration(scores[~labels], scores[labels], target_fpr=0.05)
+    assert fit.method in ("temperature", "platt", "isotonic")
+    assert fit.log_loss_calibrated < fit.log_loss_uncalibrated - 0.02
+    assert np.abs(predict(fit.method, fit.params, scores) - truth).mean() < 0.05
 
 
 # ---- the command ----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from models.labels import Thresholds
 from models.library import CARD_NAME, ModelLibrary
 from tests.calibration_data import brightness_model, grey_photos, snapshot
 from tests.commands import run_in_process
-from tests.test_multi_model_scan import FILES, add_model, decodes, folder, read_csv, two_models  # noqa: F401
+from tests.multi_model_data import FILES, add_model, read_csv
 from training.ensemble import fit_ensemble
 
 

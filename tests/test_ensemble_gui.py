@@ -15,7 +15,7 @@ from app.ui.ensemble_dialog import EnsembleDialog
 from app.ui.main_window import MainWindow
 from app.ui.model_manager import ModelManagerDialog
 from models.library import ModelLibrary
-from tests.test_multi_model_scan import FILES, add_model, folder  # noqa: F401  (folder: a fixture)
+from tests.multi_model_data import FILES, add_model
 
 TIMEOUT_MS = 60_000
 

@@ -14,7 +14,7 @@ from app.ui.main_window import MainWindow
 from app.ui.results_model import COLUMNS, SORT_ROLE
 from models.labels import AGREE, agreement
 from models.library import ModelLibrary
-from tests.test_multi_model_scan import FILES, add_model, folder, read_csv  # noqa: F401  (folder: a fixture)
+from tests.multi_model_data import FILES, add_model, read_csv
 
 SCAN_TIMEOUT_MS = 60_000
 

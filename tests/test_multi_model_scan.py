@@ -1,7 +1,5 @@
 """Several detectors in one pass: each file read, hashed and decoded once, scored by every model under its own
 input policy, recorded per model in the case, reused per model, and reported side by side (CSV, PDF)."""
-import csv
-import dataclasses
 import os
 import re
 import shutil
@@ -11,68 +9,14 @@ from pathlib import Path
 import pytest
 
 import app.scanning
-import models.engine
 from app.case import Case
 from app.csv_export import COLUMNS
 from app.report import build_report
 from app.scanning import list_entries, run_scan
-from models.card import ModelCard, default_input_spec
 from models.engine import MultiScanEngine, ScanEngine
 from models.library import ModelLibrary
-from models.registry import build_model
-from tests import images
 from tests.commands import run_in_process
-
-FILES = 7  # the folder below: six pictures and one file that is not an image
-
-
-def add_model(library: ModelLibrary, model_id: str, seed: int, **input_fields):
-    """simple_cnn with its own weights and input policy (a card no other model shares)."""
-    import torch
-
-    torch.manual_seed(seed)
-    module = build_model("simple_cnn", 1)
-    with torch.no_grad():
-        module.classifier[4].weight.mul_(200)  # spread the scores, so labels differ between models
-    spec = dataclasses.replace(default_input_spec("simple_cnn"), **input_fields)
-    card = ModelCard(id=model_id, name=f"Model {model_id}", architecture="simple_cnn", num_logits=1, input=spec,
-                     trained_on=f"nothing ({model_id})", limitations=f"Limits of {model_id}.")
-    return library.add(card, module.state_dict())
-
-
-@pytest.fixture
-def two_models(home):
-    library = ModelLibrary()
-    # different policies and JPEG draft sizes (32 and 40): one decode must serve both
-    add_model(library, "alpha", 0)
-    add_model(library, "beta", 1, policy="resize_center_crop", resize=40)
-    return library
-
-
-@pytest.fixture
-def folder(tmp_path) -> Path:
-    root = tmp_path / "photos"
-    root.mkdir()
-    for i, (w, h) in enumerate([(40, 40), (64, 48), (90, 30), (33, 70)]):
-        images.gradient(w, h, seed=i).save(root / f"p{i}.png")
-    images.gradient(100, 80, seed=7).save(root / "camera.jpg", "JPEG", quality=90)
-    images.gradient(32, 32, seed=8).save(root / "=HYPERLINK(evil).png")  # a formula-looking file name
-    (root / "notes.jpg").write_text("not an image\n")
-    return root
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[int]:
-    """Every decode the engine makes (one per picture decoded, whatever the number of models)."""
-    calls: list[int] = []
-    real = models.engine.decoding
-
-    def counting(data, **kw):
-        calls.append(len(data))
-        return real(data, **kw)
-
-    monkeypatch.setattr(models.engine, "decoding", counting)
-    return calls
+from tests.multi_model_data import FILES, add_model, read_csv
 
 
 def engines(library: ModelLibrary, *ids: str) -> list[ScanEngine]:
@@ -133,13 +77,6 @@ def test_case_holds_each_models_rows_and_reuses_scores_per_model(two_models, fol
     with Case(case_path, readonly=True) as case:
         assert case.count_results("gamma") == FILES
         assert case.count_results("alpha") == FILES  # reused rows are not duplicated
-
-
-def read_csv(path: Path) -> tuple[list[str], list[dict]]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        return header, [dict(zip(header, row)) for row in reader]
 
 
 def test_cli_scans_with_two_models_into_one_csv_with_agreement(two_models, folder, tmp_path, capsys):

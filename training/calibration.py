@@ -118,8 +118,12 @@ def balanced_weights(y: np.ndarray) -> np.ndarray:
     return np.where(y == 1, len(y) / (2 * counts[1]), len(y) / (2 * counts[0]))
 
 
-def log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
+def log_loss(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Mean negative log-likelihood of labels y (1 = AI-generated) under P(fake) p, weighted by w (None: plain
+    mean); the project's one log loss (calibration, ensembles, linear probes)."""
+    y = np.asarray(y, dtype=float)
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
     return float(-(w * (y * np.log(p) + (1 - y) * np.log1p(-p))).sum() / w.sum())
 
 

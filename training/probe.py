@@ -24,6 +24,7 @@ from models.device import select_device
 from models.engine import CancelToken
 from models.families import tower_linear, towers
 from models.library import ModelLibrary
+from training.calibration import log_loss
 from training.data import Dataset
 from training.features import FeatureCache, Throttle, cache_key, extract
 from training.recipes import Recipe
@@ -137,25 +138,20 @@ def fit_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val:
     for c in ([recipe.probe_c] if recipe.probe_c else C_GRID):
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=recipe.seed)
         model.fit(z_train, y_train)
-        loss = _log_loss(y_val, model.predict_proba(z_val)[:, 1])
+        loss = log_loss(y_val, model.predict_proba(z_val)[:, 1])
         if best is None or loss < best[0] - 1e-9:
             best = (loss, c, model)
     _, c, model = best
     weight = model.coef_[0] / std
     bias = np.array([model.intercept_[0] - float((model.coef_[0] * mean / std).sum())])
     p_train, p_val = _sigmoid(x_train @ weight + bias[0]), _sigmoid(x_val @ weight + bias[0])
-    scores = {"train_loss": _log_loss(y_train, p_train), "train_accuracy": float(((p_train >= 0.5) == y_train).mean()),
-              "val_loss": _log_loss(y_val, p_val), "val_accuracy": float(((p_val >= 0.5) == y_val).mean())}
+    scores = {"train_loss": log_loss(y_train, p_train), "train_accuracy": float(((p_train >= 0.5) == y_train).mean()),
+              "val_loss": log_loss(y_val, p_val), "val_accuracy": float(((p_val >= 0.5) == y_val).mean())}
     return Head(weight.astype(np.float32), bias.astype(np.float32), float(c), p_val, scores)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
 def probe_card(recipe, model_id, spec, tower: Tower, dataset, train, val, head: Head, got, cache, dev) -> ModelCard:

@@ -2,12 +2,11 @@
 The work itself is app/calibration_job.py, the same as `forensight calibrate`."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit,
+                               QWidget)
 
 from app.calibration_job import CalibrationRequest
+from app.ui.path_fields import CASE_FILTER, browse_row, path_of
 from training.calibration import reals_needed
 
 
@@ -35,11 +34,11 @@ class CalibrateDialog(QDialog):
         form.addRow(QLabel("Photos you know are real, from cameras and processing like your casework's (night "
                            "mode, retouching, re-encoding …). The threshold is set so that at most the target rate "
                            "of them would be called AI-generated, with 95% confidence."))
-        form.addRow("Real photos:", self._with_browse(self.real, folder=True))
-        form.addRow("AI-generated:", self._with_browse(self.fake, folder=True))
+        form.addRow("Real photos:", browse_row(self, self.real))
+        form.addRow("AI-generated:", browse_row(self, self.fake))
         form.addRow("False positives at most:", self.target)
         form.addRow("", self.needed)
-        form.addRow("Scanned case:", self._with_browse(self.case, folder=False))
+        form.addRow("Scanned case:", browse_row(self, self.case, CASE_FILTER))
         form.addRow("", self.allow_overlap)
         form.addRow("New model id:", self.name)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -48,35 +47,13 @@ class CalibrateDialog(QDialog):
         form.addRow(buttons)
         self._show_needed()
 
-    def _with_browse(self, line: QLineEdit, folder: bool) -> QWidget:
-        button = QPushButton("Browse…")
-        button.clicked.connect(lambda: self._browse(line, folder))
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(line, 1)
-        layout.addWidget(button)
-        return row
-
-    def _browse(self, line: QLineEdit, folder: bool) -> None:
-        if folder:
-            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", str(Path.home()))
-        else:
-            chosen, _ = QFileDialog.getOpenFileName(self, "Choose a case", str(Path.home()),
-                                                    "Forensight cases (*.sqlite);;All files (*)")
-        if chosen:
-            line.setText(chosen)
-
     def _show_needed(self) -> None:
         self.needed.setText(f"needs at least {reals_needed(self.target.value() / 100):,} real photos")
 
     def request(self) -> CalibrationRequest | None:
         """What the fields ask for; None without a real folder."""
-        def path(line: QLineEdit) -> Path | None:
-            return Path(line.text().strip()) if line.text().strip() else None
-
-        real = path(self.real)
+        real = path_of(self.real)
         if real is None:
             return None
-        return CalibrationRequest(self.model_id, real, path(self.fake), self.target.value() / 100,
-                                  self.name.text().strip() or None, path(self.case), self.allow_overlap.isChecked())
+        return CalibrationRequest(self.model_id, real, path_of(self.fake), self.target.value() / 100,
+                                  self.name.text().strip() or None, path_of(self.case), self.allow_overlap.isChecked())

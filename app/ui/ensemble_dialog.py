@@ -2,13 +2,12 @@
 pictures. The work itself is app/ensemble_job.py, the same as `forensight ensemble create`."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QListWidget,
+                               QListWidgetItem, QWidget)
 
 from app.ensemble_job import EnsembleRequest
+from app.ui.path_fields import browse_row, path_of
 from models.ensemble import COMBINE_RULES
 from training.ensemble import MIN_PER_CLASS
 
@@ -45,27 +44,12 @@ class EnsembleDialog(QDialog):
         form.addRow("Ensemble id:", self.model_id)
         form.addRow("Members (2 or more):", self.members)
         form.addRow("Combination:", self.rule)
-        form.addRow("Real pictures:", self._with_browse(self.real))
-        form.addRow("AI-generated:", self._with_browse(self.fake))
+        form.addRow("Real pictures:", browse_row(self, self.real))
+        form.addRow("AI-generated:", browse_row(self, self.fake))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
-
-    def _with_browse(self, line: QLineEdit) -> QWidget:
-        button = QPushButton("Browse…")
-        button.clicked.connect(lambda: self._browse(line))
-        row = QWidget()
-        layout = QHBoxLayout(row)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(line, 1)
-        layout.addWidget(button)
-        return row
-
-    def _browse(self, line: QLineEdit) -> None:
-        chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", str(Path.home()))
-        if chosen:
-            line.setText(chosen)
 
     def tick(self, model_id: str, on: bool = True) -> None:
         for i in range(self.members.count()):
@@ -75,12 +59,9 @@ class EnsembleDialog(QDialog):
 
     def request(self) -> EnsembleRequest | None:
         """What the fields ask for; None without an id. The job refuses what does not fit (one member …)."""
-        def path(line: QLineEdit) -> Path | None:
-            return Path(line.text().strip()) if line.text().strip() else None
-
         if not self.model_id.text().strip():
             return None
         ticked = tuple(self.members.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.members.count())
                        if self.members.item(i).checkState() == Qt.CheckState.Checked)
-        return EnsembleRequest(self.model_id.text().strip(), ticked, self.rule.currentData(), path(self.real),
-                               path(self.fake))
+        return EnsembleRequest(self.model_id.text().strip(), ticked, self.rule.currentData(), path_of(self.real),
+                               path_of(self.fake))

@@ -250,27 +250,9 @@ class ModelManagerDialog(QDialog):
             dialog = CalibrateDialog(entry.card.id, self)
             if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:
                 return
-        self.status.setText(f"Calibrating {entry.card.id} on your photos…")
-        self._update_buttons(busy=True)
-        relay = ProgressRelay(self)  # the worker reports through it; the label changes on the GUI thread
-        relay.changed.connect(lambda done, total: self.status.setText(
-            f"Calibrating {entry.card.id}: scored {done} of {total} photos…"), Qt.ConnectionType.QueuedConnection)
-        library = self.library
-        self._tasks.submit(lambda: run_calibration(request, library, relay.report), self._calibrated,
-                           lambda reason: self._calibration_failed(entry.card.id, reason))
-
-    def _calibrated(self, outcome) -> None:
-        self.status.setText("\n".join(outcome.lines()))
-        self.refresh(select=outcome.entry.card.id)
-        self.library_changed.emit()
-        self.calibration_finished.emit(True)
-
-    def _calibration_failed(self, model_id: str, reason: str) -> None:
-        self.status.setText("")
-        self._update_buttons()
-        show_error(self, "Calibration refused", f"{model_id} was not calibrated.", f"{reason}\n\nThe library is "
-                   "unchanged.")
-        self.calibration_finished.emit(False)
+        self._run_job(lambda library, progress: run_calibration(request, library, progress),
+                      f"Calibrating {entry.card.id}", "photos", self.calibration_finished,
+                      "Calibration refused", f"{entry.card.id} was not calibrated.")
 
     # ---- ensembles (app/ensemble_job.py, the same as `forensight ensemble create`) --------------------------
     def create_ensemble(self, request=None) -> None:
@@ -284,27 +266,36 @@ class ModelManagerDialog(QDialog):
             dialog = EnsembleDialog(self.library.entries(), self)
             if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:
                 return
-        self.status.setText(f"Creating {request.model_id}…")
+        self._run_job(lambda library, progress: run_ensemble(request, library, progress),
+                      f"Creating {request.model_id}", "reference pictures", self.ensemble_finished,
+                      "Ensemble refused", f"{request.model_id} was not created.")
+
+    def _run_job(self, job, doing: str, scored: str, finished: Signal, refused: str, not_done: str) -> None:
+        """Run a library job (calibration, ensemble: job(library, progress) → an outcome with .entry and .lines())
+        on the worker thread, its progress in the status line; the new model selected, or the refusal shown.
+        `finished` is emitted with True or False once the dialog is up to date."""
+        self.status.setText(f"{doing}…")
         self._update_buttons(busy=True)
-        relay = ProgressRelay(self)
-        relay.changed.connect(lambda done, total: self.status.setText(
-            f"Creating {request.model_id}: scored {done} of {total} reference pictures…"),
-            Qt.ConnectionType.QueuedConnection)
+        relay = ProgressRelay(self)  # the worker reports through it; the label changes on the GUI thread
+        relay.changed.connect(lambda done, total: self.status.setText(f"{doing}: scored {done} of {total} {scored}…"),
+                              Qt.ConnectionType.QueuedConnection)
         library = self.library
-        self._tasks.submit(lambda: run_ensemble(request, library, relay.report), self._ensemble_created,
-                           lambda reason: self._ensemble_failed(request.model_id, reason))
 
-    def _ensemble_created(self, outcome) -> None:
-        self.status.setText("\n".join(outcome.lines()))
-        self.refresh(select=outcome.entry.card.id)
-        self.library_changed.emit()
-        self.ensemble_finished.emit(True)
+        def succeeded(outcome) -> None:
+            relay.deleteLater()
+            self.status.setText("\n".join(outcome.lines()))
+            self.refresh(select=outcome.entry.card.id)
+            self.library_changed.emit()
+            finished.emit(True)
 
-    def _ensemble_failed(self, model_id: str, reason: str) -> None:
-        self.status.setText("")
-        self._update_buttons()
-        show_error(self, "Ensemble refused", f"{model_id} was not created.", f"{reason}\n\nThe library is unchanged.")
-        self.ensemble_finished.emit(False)
+        def failed(reason: str) -> None:
+            relay.deleteLater()
+            self.status.setText("")
+            self._update_buttons()
+            show_error(self, refused, not_done, f"{reason}\n\nThe library is unchanged.")
+            finished.emit(False)
+
+        self._tasks.submit(lambda: job(library, relay.report), succeeded, failed)
 
     def done(self, result: int) -> None:
         self._tasks.shutdown()
