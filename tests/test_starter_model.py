@@ -3,7 +3,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +23,13 @@ def shipped_library(tmp_path, monkeypatch):
     return ModelLibrary()
 
 
-def test_starter_is_the_default_without_any_step(shipped_library):
-    entry = shipped_library.resolve(None)
-    assert entry.card.id == STARTER and entry.shipped
+def test_the_older_starter_stays_in_the_library_as_a_named_older_version(shipped_library):
+    """Cases scanned with it stay reproducible: same id, same weights, no longer the default."""
+    from models.card import sha256_file
+
+    entry = shipped_library.get(STARTER)
+    assert entry.shipped and not entry.card.default and "older version" in entry.card.name
+    assert sha256_file(entry.weights_path) == entry.card.weights_sha256
     assert entry.weights_path.stat().st_size < 30 * 2**20
     card = entry.card
     assert "diffusion" in card.limitations and "social networks" in card.limitations
@@ -57,7 +60,7 @@ def test_readme_first_command_scans_the_samples(tmp_path):
     run = subprocess.run([sys.executable, "-m", "app", "scan", "resources/samples", "--recursive", "-q"], cwd=REPO,
                          capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert f"Model {STARTER}" in run.stderr
+    assert "Model modern-effnet-lite0" in run.stderr  # the default since the modern detector shipped
     samples = [p for p in (REPO / "resources" / "samples").rglob("*") if p.is_file()]
     assert f"Scanned {len(samples)} of {len(samples)} files" in run.stdout
     assert re.search(r"unreadable\s+0\n", run.stdout)

@@ -1,0 +1,53 @@
+"""The shipped modern detector: the default with no step, its card holds what an examiner needs to choose it
+(held-out sources, unseen generators, robustness, false positives, the previous starter on the same data), and the
+numbers that can be re-checked without the modern set's images (the offline held-out subset) hold."""
+import pytest
+
+from models.library import ModelLibrary
+from training.evaluate import evaluate
+from tests.conftest import REPO
+
+MODEL = "modern-effnet-lite0"
+HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
+TOLERANCE = 0.01  # CPU kernels may differ in the last bits between machines; the subset has 120 images
+
+
+@pytest.fixture
+def shipped_library(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    return ModelLibrary()
+
+
+def test_the_modern_detector_is_the_default_without_any_step(shipped_library):
+    entry = shipped_library.resolve(None)
+    assert entry.card.id == MODEL and entry.shipped and entry.card.default
+    assert entry.weights_path.stat().st_size < 30 * 2**20
+    assert [e.card.id for e in shipped_library.entries() if e.shipped and e.card.default] == [MODEL]
+
+
+def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
+    card = shipped_library.get(MODEL).card
+    assert "vladmandic/sdnext" in card.trained_on and "licence" in card.trained_on
+    assert "Held out by source repository" in card.trained_on
+    assert "social networks" in card.limitations and "measured only as unseen" in card.limitations
+    metrics = card.metrics
+    for key in ("prepared_test", "prepared_test_per_source", "prepared_test_per_group", "robustness",
+                "original_files_test_sources", "original_files_per_generator", "original_files_false_positives",
+                "offline_holdout_subset", "previous_starter_same_data", "leave_one_generator_out"):
+        assert metrics.get(key), key
+    assert {"jpeg_quality", "blur_sigma", "downscale"} <= set(metrics["robustness"])
+    assert {"midjourney", "gpt-4o"} <= set(metrics["original_files_per_generator"])  # generators it never saw
+    fp = metrics["original_files_false_positives"]
+    assert fp["reals"] > 100 and fp["false_positive_rate"] == pytest.approx(fp["flagged_fake"] / fp["reals"], abs=1e-4)
+    previous = metrics["previous_starter_same_data"]
+    assert previous["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
+
+
+def test_card_numbers_hold_on_the_shipped_offline_holdout(shipped_library, tmp_path):
+    model = shipped_library.load(MODEL)
+    report = evaluate(model, HOLDOUT, tmp_path / "eval", split="all", device="cpu", sweeps=False)
+    expected = model.card.metrics["offline_holdout_subset"]
+    assert report["metrics"]["n"] == expected["n"] == 120
+    for key in ("accuracy", "average_precision", "roc_auc", "balanced_accuracy"):
+        assert report["metrics"][key] == pytest.approx(expected[key], abs=TOLERANCE), key
