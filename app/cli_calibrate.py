@@ -14,7 +14,7 @@ def add_calibrate_command(sub) -> None:
         description="Score photos you know are real (and, with --fake, photos you know are AI-generated) with "
         "MODEL, fit a calibration of its P(fake) (temperature, Platt or isotonic, chosen by held-out log loss; "
         "only the threshold without --fake) and set the threshold where the false-positive rate on your real "
-        "photos has a 95%% upper bound at or below --target-fpr. The result is a new model in the library; "
+        "photos has a 95% upper bound at or below --target-fpr. The result is a new model in the library; "
         "MODEL is unchanged and the photos are only read.")
     p.add_argument("model", metavar="MODEL", help="model id from `forensight models list`")
     p.add_argument("--real", required=True, type=Path, metavar="FOLDER", help="photos known to be real "

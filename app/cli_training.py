@@ -280,6 +280,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     checked_output(args.out / "report.json", JSON, args.data)  # the report folder is never among the data
     with library_errors_as_usage():
         model = ModelLibrary().load(args.model)
+    if getattr(model, "members", None) is not None:  # evaluate measures one network; an ensemble has none
+        raise UsageError(f"{args.model} is an ensemble: measure it by scanning labelled folders (`forensight scan "
+                         f"REAL FAKE --model {args.model} --csv out.csv` gives its and each member's P(fake)); its "
+                         f"card holds its held-out numbers (`forensight models show {args.model}`)")
     bars: dict = {}
 
     def progress(stage: str, done: int, total: int) -> None:

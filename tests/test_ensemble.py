@@ -250,7 +250,17 @@ def test_refusals_are_one_line_and_write_nothing(two_models, reference, capsys, 
     assert sorted(p.name for p in two_models.user_dir.iterdir()) == before
 
 
-def test_an_ensemble_has_no_input_or_calibration_of_its_own(two_models, capsys):
+def folder_of_two(root: Path) -> Path:
+    """A labelled folder evaluate would accept for a single model."""
+    from tests.images import gradient
+
+    for label in ("real", "fake"):
+        (root / "data" / label).mkdir(parents=True, exist_ok=True)
+        gradient(64, 64, seed=len(label)).save(root / "data" / label / "a.png")
+    return root / "data"
+
+
+def test_an_ensemble_has_no_input_or_calibration_of_its_own(two_models, capsys, tmp_path):
     run_ensemble(EnsembleRequest("ens", ("alpha", "beta")), two_models)
     code, _, err = run_in_process(capsys, "models", "set", "ens", "input.policy=tiles")
     assert code == 2 and "is an ensemble" in err
@@ -260,3 +270,7 @@ def test_an_ensemble_has_no_input_or_calibration_of_its_own(two_models, capsys):
         two_models.import_path(two_models.get("ens").directory, model_id="copy")
     with pytest.raises(EnsembleError):
         run_ensemble(EnsembleRequest("ens", ("alpha", "beta")), two_models)  # the id is taken
+    code, _, err = run_in_process(capsys, "evaluate", "--model", "ens", "--data", folder_of_two(tmp_path),
+                                  "--out", tmp_path / "eval")
+    assert code == 2 and "is an ensemble: measure it by scanning" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "eval" / "report.json").exists()
