@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.cli_progress import add_scoring_options
 from app.errors import UsageError, library_errors_as_usage
 from app.logs import LEVELS, setup_logging
 from models.paths import readable
@@ -84,11 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
     scan.add_argument("--case", type=Path, metavar="FILE", help="case database (default: beside the CSV, "
                       "else in the user data folder, named after the scanned paths)")
-    scan.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    scan.add_argument("--batch-size", type=int, default=16, metavar="N")
+    add_scoring_options(scan)
     scan.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: "
                       "up to 4 on the CPU, one per core on a GPU)")
-    scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(run=cmd_scan)
 
     models = sub.add_parser("models", help="list, inspect, import and remove detectors")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli_progress import LazyBar
+from app.cli_progress import LazyBar, add_scoring_options
 from app.errors import UsageError, library_errors_as_usage
 
 
@@ -28,9 +28,7 @@ def add_calibrate_command(sub) -> None:
                    "are also in it (same SHA-256) are refused; the case is only read")
     p.add_argument("--allow-case-overlap", action="store_true", help="calibrate even when photos of --case "
                    "are among the calibration photos (the new card says how many)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_scoring_options(p)
     p.set_defaults(run=cmd_calibrate)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli_progress import LazyBar
+from app.cli_progress import LazyBar, add_scoring_options
 from app.errors import UsageError, library_errors_as_usage
 from models.ensemble import COMBINE_RULES  # plain data: no torch, no library
 
@@ -28,9 +28,7 @@ def add_ensemble_command(sub) -> None:
     p.add_argument("--fake", type=Path, metavar="FOLDER", help="pictures known to be AI-generated (at least 20, "
                    "and 20 real)")
     p.add_argument("--name", metavar="TEXT", help="display name (default: Ensemble of A + B)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_scoring_options(p)
     p.set_defaults(run=cmd_ensemble_create)
 
 

@@ -1,7 +1,15 @@
-"""The progress bar of `forensight calibrate` and `forensight ensemble create`: a job's progress(done, total)."""
+"""What the commands that score pictures share: the --device/--batch-size/--quiet options, and the progress bar of
+`forensight calibrate` and `forensight ensemble create` (a job's progress(done, total))."""
 from __future__ import annotations
 
 import sys
+
+
+def add_scoring_options(parser) -> None:
+    """The options of every command that runs a detector over pictures (scan, calibrate, ensemble create)."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 class LazyBar:

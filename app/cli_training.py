@@ -150,12 +150,14 @@ def cmd_build_starter(args: argparse.Namespace) -> int:
 
 
 def guard_outside_sources(out: Path, sources: list[Path]) -> None:
-    """The prepared set is written beside, never into, the folders it reads (they may be read-only evidence)."""
-    resolved = Path(out).expanduser().resolve()
-    for source in sources:
-        source = Path(source).expanduser().resolve()
-        if resolved == source or source in resolved.parents:
-            raise UsageError(f"{out} is inside {source}: write the starter set elsewhere")
+    """The prepared set is written beside, never into, the folders it reads (they may be read-only evidence);
+    output_guard's Evidence compares folders by identity too, so a link or a bind mount does not slip through."""
+    from app.output_guard import Evidence
+    from models.discovery import absolute
+
+    if Evidence(folders=sources).folder_of(absolute(out) / "manifest.json") is not None:
+        raise UsageError(f"{out} is inside {sources[0] if len(sources) == 1 else 'a folder it reads'}: write the "
+                         "starter set elsewhere")
 
 
 def cmd_rebuild_modern(args: argparse.Namespace) -> int:

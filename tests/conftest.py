@@ -73,3 +73,18 @@ def decodes(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(models.engine, "decoding", counting)
     return calls
+
+
+# The offline held-out subset shipped with the tests, on which the shipped models' cards are re-checked
+HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
+TOLERANCE = 0.01  # CPU kernels may differ in the last bits between machines; the subset has 120 images
+
+
+@pytest.fixture
+def shipped_library(tmp_path, monkeypatch):
+    """The library as a new user has it: the shipped models and an empty user folder."""
+    from models.library import ModelLibrary
+
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    return ModelLibrary()

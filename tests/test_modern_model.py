@@ -3,20 +3,10 @@
 numbers that can be re-checked without the modern set's images (the offline held-out subset) hold."""
 import pytest
 
-from models.library import ModelLibrary
 from training.evaluate import evaluate
-from tests.conftest import REPO
+from tests.conftest import HOLDOUT, TOLERANCE
 
 MODEL = "modern-effnet-lite0"
-HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
-TOLERANCE = 0.01  # CPU kernels may differ in the last bits between machines; the subset has 120 images
-
-
-@pytest.fixture
-def shipped_library(tmp_path, monkeypatch):
-    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
-    return ModelLibrary()
 
 
 def test_the_modern_detector_is_the_default_without_any_step(shipped_library):

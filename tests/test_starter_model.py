@@ -6,21 +6,11 @@ import sys
 
 import pytest
 
-from models.library import ModelLibrary
 from training.evaluate import evaluate
 from training.inspect_data import inspect_dataset
-from tests.conftest import REPO
+from tests.conftest import HOLDOUT, REPO, TOLERANCE
 
 STARTER = "starter-effnet-lite0"
-HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
-TOLERANCE = 0.01  # CPU kernels may differ in the last bits between machines; the subset has 120 images
-
-
-@pytest.fixture
-def shipped_library(tmp_path, monkeypatch):
-    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
-    return ModelLibrary()
 
 
 def test_the_older_starter_stays_in_the_library_as_a_named_older_version(shipped_library):
