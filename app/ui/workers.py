@@ -116,6 +116,11 @@ def start_worker_thread(worker: QObject, parent: QObject) -> QThread:
     # quit from the worker's own thread: a queued quit would wait for the GUI thread, which may itself be
     # waiting for this thread to end (closing the window mid-scan)
     worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+    # and hand the worker back to the GUI thread first, so it is deleted there: deleted in its own thread as that
+    # thread ends, a Python-made QObject takes the GIL while holding Qt's connection lock, and the GUI thread,
+    # holding the GIL in a chart update, waits for that lock (seen once: a scan that never ended)
+    home = QThread.currentThread()  # the GUI thread, which starts every worker
+    worker.finished.connect(lambda *_: worker.moveToThread(home), Qt.ConnectionType.DirectConnection)
     thread.finished.connect(worker.deleteLater)
     thread.start()
     return thread
