@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from app.case import SQLITE_MAGIC
+from app.case.store import SQLITE_MAGIC
 from models.discovery import absolute
 from models.paths import readable
 
@@ -150,7 +150,7 @@ def _looks_like(path: Path, kind: str) -> bool:
             if kind == CASE:
                 return _is_sqlite_file(path, handle)
             if kind == CSV:
-                from app.csv_export import COLUMNS
+                from app.case.csv_export import COLUMNS
 
                 return handle.read(2048).lstrip(b"\xef\xbb\xbf").startswith(",".join(COLUMNS[:3]).encode())
             if kind == JSON:

@@ -5,7 +5,7 @@
 Scans a generated folder of photo-sized JPEGs in the real main window (offscreen) while a QTimer ticks every
 --tick-ms on the GUI thread; a late tick is time the event loop could not answer the user. Prints the worst
 and 99th-percentile gap between ticks, then images/s of the GUI scan next to the same scan through the CLI
-path (app.scanning.run_scan without Qt), same process, same files, a fresh case each. Random weights:
+path (app.services.scanning.run_scan without Qt), same process, same files, a fresh case each. Random weights:
 speed does not depend on what was learned.
 """
 from __future__ import annotations
@@ -54,8 +54,8 @@ def add_model(arch: str) -> str:
 
 def cli_scan(model_id: str, folder: Path, case_path: Path, batch_size: int) -> float:
     """images/s of the CLI's scan path: the same run_scan the window uses, with no Qt around it."""
-    from app.case import Case
-    from app.scanning import list_entries, run_scan
+    from app.case.store import Case
+    from app.services.scanning import list_entries, run_scan
     from models.engine import ScanEngine
     from models.library import ModelLibrary
 

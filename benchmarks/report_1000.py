@@ -40,9 +40,9 @@ def run(root: Path, count: int, arch: str, devices: list[str]) -> None:
     os.environ["FORENSIGHT_SHIPPED_MODELS"] = str(root / "shipped")
     import torch
 
-    from app.case import Case
+    from app.case.store import Case
     from app.report import build_report
-    from app.scanning import list_entries, run_scan
+    from app.services.scanning import list_entries, run_scan
     from models.card import ModelCard, default_input_spec
     from models.engine import ScanEngine
     from models.library import ModelLibrary

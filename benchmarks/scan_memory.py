@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app.case import Case  # noqa: E402
-from app.scanning import list_entries, run_scan  # noqa: E402
+from app.case.store import Case  # noqa: E402
+from app.services.scanning import list_entries, run_scan  # noqa: E402
 from models.card import ModelCard, default_input_spec  # noqa: E402
 from models.engine import ScanEngine  # noqa: E402
 from models.library import LoadedModel  # noqa: E402

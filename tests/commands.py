@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run_in_process(capsys, *args) -> tuple[int, str, str]:
     """Exit status, stdout and stderr of `forensight ARGS` run by this process."""
-    from app.cli import main
+    from app.cli.main import main
 
     code = main([str(a) for a in args])
     out = capsys.readouterr()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.cli import main
+from app.cli.main import main
 from models.calibration import calibrated
 from models.card import CardError, ModelCard
 from models.engine import ScanEngine

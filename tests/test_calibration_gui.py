@@ -5,9 +5,9 @@ from pathlib import Path
 import pytestqt  # noqa: F401  a dev dependency: missing, the GUI tests must fail, not skip
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.calibration_job import CalibrationRequest
-from app.ui.calibrate_dialog import CalibrateDialog
-from app.ui.model_manager import ModelManagerDialog
+from app.services.calibration import CalibrationRequest
+from app.ui.models.calibrate_dialog import CalibrateDialog
+from app.ui.models.model_manager import ModelManagerDialog
 from models.library import ModelLibrary
 from tests.calibration_data import brightness_model, grey_photos, snapshot
 

@@ -1,7 +1,7 @@
 """Findings are stored per file in the case and read back as they were written."""
 import pytest
 
-from app.case import Case, CaseError
+from app.case.store import Case, CaseError
 from app.evidence import Finding
 from models.engine import ScanResult
 

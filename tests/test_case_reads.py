@@ -1,6 +1,6 @@
 """The case's read methods the desktop app relies on: a batch's rows by path, and one file across models."""
-from app.case import Case
-from app.scanning import list_entries, run_scan
+from app.case.store import Case
+from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 from tests import images

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.case import _V1_SCHEMA, APPLICATION_ID, SCHEMA_VERSION, Case, CaseError
+from app.case.store import _V1_SCHEMA, APPLICATION_ID, SCHEMA_VERSION, Case, CaseError
 from app.evidence import Finding
 from models.engine import ScanResult
 from tests.commands import run_process

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
-from app.case import _V1_SCHEMA, MIGRATIONS, SCHEMA_VERSION, Case
-from app.csv_export import write_csv
-from app.scanning import list_entries, run_scan
+from app.case.store import _V1_SCHEMA, MIGRATIONS, SCHEMA_VERSION, Case
+from app.case.csv_export import write_csv
+from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
 from models.input_settings import set_model_input
 from models.library import LoadedModel, ModelLibrary
@@ -115,7 +115,7 @@ def test_a_damaged_tile_is_one_line_naming_the_damage(tiled, tmp_path):
         scan(case, tiled, folder)
         case.db.execute("UPDATE tiles SET p_fake = 'high' WHERE rowid = 1")
         case.db.commit()
-        from app.case import CaseError
+        from app.case.store import CaseError
         with pytest.raises(CaseError, match="damaged Forensight case: a tile of file 1 holds"):
             case.tiles_for(1, "cnn")
 

@@ -133,10 +133,10 @@ def test_scan_command_reports_the_gpu(tmp_path):
 
 
 def test_report_grad_cam_runs_on_the_gpu(tmp_path, monkeypatch):
-    from app.case import Case
+    from app.case.store import Case
     from app.report import build_report
     from app.report.pictures import GradCam
-    from app.scanning import list_entries, run_scan
+    from app.services.scanning import list_entries, run_scan
 
     monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)

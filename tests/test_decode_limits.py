@@ -195,9 +195,9 @@ def test_scan_of_huge_pngs_with_four_workers_stays_within_the_budget(tiny_model,
 
 
 def test_previews_and_report_pictures_take_their_pixels_from_the_budget(budget, tmp_path):
-    from app.case import CaseRow
+    from app.case.store import CaseRow
     from app.report.pictures import thumbnail
-    from app.ui.previews import make_preview, make_thumbnail
+    from app.ui.scan.previews import make_preview, make_thumbnail
 
     path = tmp_path / "photo.png"
     images.gradient(300, 200).save(path)
@@ -241,7 +241,7 @@ def test_analysing_a_png_never_decodes_its_pixels_yet_reads_metadata_stored_afte
 def test_preview_shows_exif_from_the_same_bytes_and_decodes_the_picture_once(budget, tmp_path, monkeypatch):
     from PIL import PngImagePlugin
 
-    from app.ui.previews import make_preview
+    from app.ui.scan.previews import make_preview
 
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = "Canon", "EOS R5"

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.case import Case
-from app.ensemble_job import EnsembleRequest, run_ensemble
+from app.case.store import Case
+from app.services.ensemble import EnsembleRequest, run_ensemble
 from app.report import build_report
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models.checkpoints import CheckpointError
 from models.engine import MultiScanEngine, ScanEngine
 from models.ensemble import EnsembleError, build_scorers

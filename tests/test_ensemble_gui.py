@@ -9,11 +9,11 @@ import pytestqt  # noqa: F401  a dev dependency: missing, the GUI tests must fai
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.case import Case
-from app.ensemble_job import EnsembleRequest
-from app.ui.ensemble_dialog import EnsembleDialog
+from app.case.store import Case
+from app.services.ensemble import EnsembleRequest
+from app.ui.models.ensemble_dialog import EnsembleDialog
 from app.ui.main_window import MainWindow
-from app.ui.model_manager import ModelManagerDialog
+from app.ui.models.model_manager import ModelManagerDialog
 from models.library import ModelLibrary
 from tests.multi_model_data import FILES, add_model
 

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from app.case import Case
-from app.csv_export import COLUMNS, write_csv
+from app.case.store import Case
+from app.case.csv_export import COLUMNS, write_csv
 from app.evidence import analyse
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 

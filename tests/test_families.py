@@ -96,7 +96,7 @@ def test_identical_tensors_are_told_apart_by_name_sha256_or_family(home, tmp_pat
 
 
 def test_models_catalogue_lists_families_and_what_is_installed(home, tmp_path, capsys):
-    from app.cli import main
+    from app.cli.main import main
 
     torch.save(build_model("npr_resnet50", 1).state_dict(), tmp_path / "NPR.pth")
     ModelLibrary().import_path(tmp_path / "NPR.pth")

@@ -21,9 +21,9 @@ from torchvision import transforms
 
 open_clip = pytest.importorskip("open_clip")
 
-from app.case import Case  # noqa: E402
+from app.case.store import Case  # noqa: E402
 from app.report import build_report  # noqa: E402
-from app.scanning import list_entries, run_scan  # noqa: E402
+from app.services.scanning import list_entries, run_scan  # noqa: E402
 from models.checkpoints import CheckpointError  # noqa: E402
 from models.engine import ScanEngine  # noqa: E402
 from models.explain import Explainer  # noqa: E402
@@ -195,7 +195,7 @@ def test_safetensors_tower_and_gelu_tower_of_openclip(home, tmp_path):
 
 
 def test_add_a_known_detector_imports_the_head_with_its_tower(qtbot, home, tmp_path):
-    from app.ui.model_manager import ModelManagerDialog
+    from app.ui.models.model_manager import ModelManagerDialog
 
     head, tower, _, _ = authors_files(tmp_path / "downloads")
     manager = ModelManagerDialog(ModelLibrary())

@@ -29,10 +29,10 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision import transforms
 
-from app.case import Case
+from app.case.store import Case
 from app.report import build_report
 from app.report.data import load_report_data
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models import families
 from models.card import ModelCard
 from models.checkpoints import CheckpointError

@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,8 +187,8 @@ _SCAN = """
 import json, resource, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from app.case import Case
-from app.scanning import list_entries, run_scan
+from app.case.store import Case
+from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 

@@ -11,9 +11,9 @@ from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent, QKeySequence  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from app.case import Case  # noqa: E402
+from app.case.store import Case  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
-from app.ui.results_model import SCORE, THUMBNAIL, UNREADABLE, verdict  # noqa: E402
+from app.ui.scan.results_model import SCORE, THUMBNAIL, UNREADABLE, verdict  # noqa: E402
 from models.card import ModelCard, default_input_spec  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
 from models.registry import build_model  # noqa: E402
@@ -367,7 +367,7 @@ def test_model_manager_lists_models_imports_and_refuses_a_broken_file(qtbot, hom
 
 def test_forensight_without_arguments_opens_the_window(monkeypatch):
     import app.ui
-    from app.cli import main
+    from app.cli.main import main
 
     opened = []
     monkeypatch.setattr(app.ui, "run_app", lambda argv: opened.append(argv) or 0)
@@ -375,14 +375,13 @@ def test_forensight_without_arguments_opens_the_window(monkeypatch):
 
 
 def test_command_line_subcommands_never_import_qt(home):
-    code = ("import sys; from app.cli import main; main(['models', 'list']); "
+    code = ("import sys; from app.cli.main import main; main(['models', 'list']); "
             "print('QT' if any(m.startswith('PySide6') for m in sys.modules) else 'NO-QT')")
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.stdout.strip().endswith("NO-QT"), run.stdout + run.stderr
 
 
 def test_detail_view_lists_the_files_own_evidence(qtbot, home, tmp_path):
-    from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     spread_model(ModelLibrary())

@@ -8,10 +8,10 @@ import pytest
 import pytestqt  # noqa: F401  a dev dependency: missing, the GUI tests must fail, not skip
 from PySide6.QtCore import Qt
 
-from app.case import Case
-from app.csv_export import COLUMNS as CSV_COLUMNS
+from app.case.store import Case
+from app.case.csv_export import COLUMNS as CSV_COLUMNS
 from app.ui.main_window import MainWindow
-from app.ui.results_model import COLUMNS, SORT_ROLE
+from app.ui.scan.results_model import COLUMNS, SORT_ROLE
 from models.labels import AGREE, agreement
 from models.library import ModelLibrary
 from tests.multi_model_data import FILES, add_model, read_csv

@@ -7,7 +7,7 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app.case import Case
+from app.case.store import Case
 from models import tilemap
 from models.input_settings import set_model_input
 from models.library import ModelLibrary

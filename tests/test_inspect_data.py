@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from training.data import LayoutError
-from training.inspect_data import (SHORTCUT_THRESHOLD, estimate_jpeg_quality, format_report,
+from models.jpeg_tables import estimate_jpeg_quality
+from training.inspect_data import (SHORTCUT_THRESHOLD, format_report,
                                    inspect_dataset)
 from tests.datasets import make_trace_dataset
 

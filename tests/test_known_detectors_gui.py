@@ -7,7 +7,7 @@ import torch
 
 import pytestqt  # noqa: E402,F401  a dev dependency: missing, the GUI tests must fail, not skip
 
-from app.ui.model_manager import ModelManagerDialog  # noqa: E402
+from app.ui.models.model_manager import ModelManagerDialog  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
 from models.registry import build_model  # noqa: E402
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import app.scanning
-from app.case import Case
-from app.csv_export import COLUMNS
+import app.services.scanning
+from app.case.store import Case
+from app.case.csv_export import COLUMNS
 from app.report import build_report
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models.engine import MultiScanEngine, ScanEngine
 from models.library import ModelLibrary
 from tests.commands import run_in_process
@@ -54,8 +54,8 @@ def test_each_file_is_decoded_once_and_scored_as_each_model_alone_would(two_mode
 def test_case_holds_each_models_rows_and_reuses_scores_per_model(two_models, folder, tmp_path, decodes,
                                                                    monkeypatch):
     analysed = []
-    real_analyse = app.scanning.analyse
-    monkeypatch.setattr(app.scanning, "analyse", lambda data, path: analysed.append(path) or real_analyse(data, path))
+    real_analyse = app.services.scanning.analyse
+    monkeypatch.setattr(app.services.scanning, "analyse", lambda data, path: analysed.append(path) or real_analyse(data, path))
     case_path = tmp_path / "case.sqlite"
     scan_case(case_path, folder, MultiScanEngine(engines(two_models, "alpha", "beta")))
     assert sorted(analysed) == sorted(folder.iterdir())  # each file's metadata checked once, not once per model

@@ -117,12 +117,12 @@ def test_report_refuses_to_write_over_or_beside_the_cases_files(tiny_model, evid
 
 
 def test_missing_output_folders_are_refused_before_the_scan(tiny_model, evidence, tmp_path, capsys, monkeypatch):
-    import app.scanning
+    import app.services.scanning
 
     def must_not_scan(*args, **kw):
         raise AssertionError("the scan started although its output cannot be written")
 
-    monkeypatch.setattr(app.scanning, "run_scan", must_not_scan)
+    monkeypatch.setattr(app.services.scanning, "run_scan", must_not_scan)
     for extra in (("--csv", tmp_path / "missing" / "x.csv"), ("--case", "/proc/missing/x.sqlite")):
         code, _, err = forensight(capsys, "scan", evidence, *extra)
         one_line_refusal(code, err, "does not exist")
@@ -163,7 +163,7 @@ def test_report_leaves_no_partial_file_and_matching_permissions(tiny_model, evid
 
 def run_with_patch(patch: str, *args) -> subprocess.CompletedProcess:
     """A real `forensight` process with `patch` (Python lines) applied before main() runs."""
-    script = f"import os, signal, sys, time\n{patch}\nfrom app.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    script = f"import os, signal, sys, time\n{patch}\nfrom app.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, env=os.environ.copy(), timeout=120)
 
@@ -172,7 +172,7 @@ CTRL_C = "def interrupted(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n  
 
 
 @pytest.mark.parametrize("patch", [
-    "import app.scanning\n" + CTRL_C + "app.scanning.list_entries = interrupted",  # while listing files
+    "import app.services.scanning\n" + CTRL_C + "app.services.scanning.list_entries = interrupted",  # while listing files
     "import models.library\n" + CTRL_C + "models.library.ModelLibrary.load = interrupted",  # loading the model
 ], ids=["listing", "loading"])
 def test_ctrl_c_while_loading_or_listing_exits_130_quietly(tiny_model, evidence, tmp_path, patch):
@@ -184,12 +184,12 @@ def test_ctrl_c_while_loading_or_listing_exits_130_quietly(tiny_model, evidence,
 
 def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(tiny_model, evidence, tmp_path, capsys,
                                                                           monkeypatch, home):
-    import app.scanning
+    import app.services.scanning
 
     def broken(*args, **kw):
         raise RuntimeError("simulated bug deep inside")
 
-    monkeypatch.setattr(app.scanning, "run_scan", broken)
+    monkeypatch.setattr(app.services.scanning, "run_scan", broken)
     code, _, err = forensight(capsys, "scan", evidence, "--case", tmp_path / "c.sqlite")
     assert code == 1
     lines = err.strip().splitlines()
@@ -253,7 +253,7 @@ def test_files_named_like_sqlite_side_files_are_not_taken_for_ours(tiny_model, e
 def test_a_first_release_case_with_relative_paths_keeps_reports_out_of_its_folders(tmp_path, capsys, monkeypatch):
     import sqlite3
 
-    from app.case import _V1_SCHEMA
+    from app.case.store import _V1_SCHEMA
 
     (tmp_path / "t2" / "real" / "sub").mkdir(parents=True)
     case = tmp_path / "v1.sqlite"

@@ -6,7 +6,7 @@ import json
 import pytest
 from safetensors.torch import save_file
 
-from app.cli import POLICY_CHOICES
+from app.cli.models import POLICY_CHOICES
 from models.card import INPUT_POLICIES, CardError
 from models.library import ModelLibrary
 from models.registry import build_model

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from app.case import Case
+from app.case.store import Case
 from app.report import ReportError, build_report
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models.card import ModelCard, default_input_spec
 from models.engine import ScanEngine
 from models.library import ModelLibrary

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from app.case import Case
+from app.case.store import Case
 from app.report import build_report
-from app.scanning import list_entries, run_scan
+from app.services.scanning import list_entries, run_scan
 from models import tilemap
 from models.engine import ScanEngine
 from models.input_settings import set_model_input

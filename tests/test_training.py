@@ -75,7 +75,7 @@ def test_fine_tuning_starts_from_a_library_model(trace_data, tmp_path):
 
 
 def test_job_setup_refuses_what_cannot_run_before_any_work(tmp_path):
-    from app.training_job import TrainingSetupError, fine_tuning_overrides, make_recipe, plan_training
+    from app.services.training import TrainingSetupError, fine_tuning_overrides, make_recipe, plan_training
     from tests.conftest import make_model
 
     library = ModelLibrary(home=tmp_path / "home", shipped_dir=tmp_path / "none")

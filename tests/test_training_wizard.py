@@ -168,7 +168,7 @@ def test_closing_the_wizard_mid_training_stops_it_and_trains_nothing(qtbot, home
 def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, trace_data, monkeypatch):
     import threading
 
-    import app.ui.training_worker as training_worker
+    import app.ui.training.worker as training_worker
     import training.inspect_data as inspect_data
 
     release = threading.Event()  # holds the background work in a step that ignores Stop until the test lets go

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from app.ui.palette import apply_palette
+    from app.ui.widgets.palette import apply_palette
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     palettes = ("light", "dark") if args.palette == "both" else (args.palette,)

@@ -15,17 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REAL, FAKE = 0, 1
-CLASS_NAMES = {REAL: "real", FAKE: "fake"}
-_CLASS_SYNONYMS = {
-    REAL: {"real", "0_real", "0-real", "authentic", "genuine", "nature", "natural", "photo", "photos", "human",
-           "reals"},
-    FAKE: {"fake", "1_fake", "1-fake", "ai", "ai_generated", "ai-generated", "generated", "synthetic", "fakes",
-           "gen"},
-}
+from models.classes import CLASS_NAMES, FAKE, IMAGE_SUFFIXES, REAL, class_of
+
 _SPLIT_SYNONYMS = {"train": {"train", "training"}, "val": {"val", "valid", "validation", "dev"},
                    "test": {"test", "testing"}}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif", ".avif"}
 
 
 class LayoutError(ValueError):
@@ -68,11 +61,6 @@ class Dataset:
                 "file_list_sha256": file_list_hash(samples, self.root), "excluded": len(self.excluded)}
 
 
-def _class_of(name: str) -> int | None:
-    lowered = name.lower()
-    return next((label for label, names in _CLASS_SYNONYMS.items() if lowered in names), None)
-
-
 def _split_of(name: str) -> str | None:
     lowered = name.lower()
     return next((split for split, names in _SPLIT_SYNONYMS.items() if lowered in names), None)
@@ -105,7 +93,7 @@ def _collect(folder: Path, split: str | None, group_parts: list[str], depth: int
     if depth > 6:
         return []
     children = _subdirs(folder)
-    class_dirs = [(c, _class_of(c.name)) for c in children if _class_of(c.name) is not None]
+    class_dirs = [(c, class_of(c.name)) for c in children if class_of(c.name) is not None]
     if class_dirs:
         samples = []
         for class_dir, label in class_dirs:

@@ -10,7 +10,7 @@ from PIL import Image
 from app.evidence import xmp
 from app.evidence.exif import exif_software
 from app.evidence.findings import Finding
-from training.inspect_data import estimate_jpeg_quality, is_libjpeg_table
+from models.jpeg_tables import estimate_jpeg_quality, is_libjpeg_table
 
 EDITORS = {  # display name → pattern matched in EXIF Software, XMP CreatorTool and XMP history (first match
     # wins: "Adobe Photoshop Lightroom Classic" and "Adobe Photoshop Camera Raw" are not Photoshop)

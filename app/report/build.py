@@ -16,7 +16,7 @@ from typing import Callable
 from reportlab.platypus import SimpleDocTemplate
 
 from app import __version__
-from app.case import Case, CaseError
+from app.case.store import Case, CaseError
 from app.output_guard import PDF, OutputRefused, case_evidence, check_output
 from models.paths import readable
 from app.report import document

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.case import Case, CaseRow, ModelScore
+from app.case.store import Case, CaseRow, ModelScore
 from app.evidence.findings import Finding
 from models.engine import Tile
 from models.labels import FAKE, INCONCLUSIVE, LABELS, agreement

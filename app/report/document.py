@@ -9,7 +9,7 @@ from typing import Callable
 from reportlab.lib import colors
 from reportlab.platypus import Image, PageBreak, Spacer, Table, TableStyle
 
-from app.case import CaseRow
+from app.case.store import CaseRow
 from app.report.charts import histogram_png
 from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
 from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order

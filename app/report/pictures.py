@@ -13,7 +13,7 @@ from typing import Iterator
 
 from PIL import Image
 
-from app.case import CaseRow
+from app.case.store import CaseRow
 from models import tilemap
 from models.engine import Tile
 from models.imaging import ImageDecodeError, decoding, read_file

@@ -13,8 +13,8 @@ def run_app(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.ui.main_window import MainWindow
-    from app.ui.palette import apply_palette
-    from app.ui.settings import APPLICATION, ORGANISATION, open_settings, read_bool
+    from app.ui.widgets.palette import apply_palette
+    from app.ui.widgets.settings import APPLICATION, ORGANISATION, open_settings, read_bool
 
     app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
     app.setOrganizationName(ORGANISATION)

@@ -15,24 +15,24 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QDoubleSpinBo
                                QHBoxLayout, QInputDialog, QLabel, QListView, QMainWindow, QMenu, QProgressBar,
                                QSplitter, QToolBar, QToolButton, QTreeView, QVBoxLayout, QWidget, QWidgetAction)
 
-from app.case import Case, CaseError
-from app.csv_export import export_csv, export_models_csv
+from app.case.store import Case, CaseError
+from app.case.csv_export import export_csv, export_models_csv
 from app.output_guard import CASE, OutputRefused, check_output, scan_evidence
-from app.scanning import ScanSummary
-from app.ui.detail_view import DetailView
-from app.ui.histogram import HistogramView
-from app.ui.messages import show_error
-from app.ui.model_manager import ModelManagerDialog
-from app.ui.palette import apply_palette
-from app.ui.results_panel import ResultsPanel
-from app.ui.settings import open_settings, read_bool, read_float, read_int
+from app.services.scanning import ScanSummary
+from app.ui.scan.detail_view import DetailView
+from app.ui.scan.histogram import HistogramView
+from app.ui.widgets.messages import show_error
+from app.ui.models.model_manager import ModelManagerDialog
+from app.ui.widgets.palette import apply_palette
+from app.ui.scan.results_panel import ResultsPanel
+from app.ui.widgets.settings import open_settings, read_bool, read_float, read_int
 from app.ui.tasks import BackgroundTasks, ProgressRelay
-from app.ui.training_wizard import TrainingWizard
+from app.ui.training.wizard import TrainingWizard
 from app.ui.workers import ExplainService, ScanProgress, ScanRequest, ScanWorker, start_worker_thread
 from models.device import DeviceError, describe_device, select_device
 from models.labels import Thresholds
 from models.library import ModelLibrary, data_home
-from training.data import IMAGE_SUFFIXES
+from models.classes import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from app.report import ReportInfo  # loaded on first use, not at start-up

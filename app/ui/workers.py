@@ -1,6 +1,6 @@
 """The engine's long jobs turned into Qt signals, off the GUI thread.
 
-ScanWorker runs the one scan path (app.scanning.run_scan, the same as `forensight scan`) in a QThread and
+ScanWorker runs the one scan path (app.services.scanning.run_scan, the same as `forensight scan`) in a QThread and
 emits each batch as the case stored it. ExplainService computes Grad-CAM maps on a worker thread and keeps
 them per (file content, model), so going back to an image shows its map at once.
 """
@@ -16,9 +16,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QImage
 
-from app.case import Case
-from app.scanning import ScanSummary, list_entries, run_scan
-from app.ui.qt_images import pil_to_qimage
+from app.case.store import Case
+from app.services.scanning import ScanSummary, list_entries, run_scan
+from app.ui.widgets.qt_images import pil_to_qimage
 from app.ui.tasks import BackgroundTasks, describe_exception
 from models.engine import CancelToken, MultiScanEngine, ScanEngine, ScanResult
 from models.ensemble import build_scorers

@@ -5,7 +5,7 @@ import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.training_job import TrainingJob, TrainingOutcome, run_training
+from app.services.training import TrainingJob, TrainingOutcome, run_training
 from app.ui.tasks import describe_exception
 from models.engine import CancelToken
 from models.library import ModelLibrary

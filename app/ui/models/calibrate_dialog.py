@@ -1,12 +1,12 @@
 """Models → Manage models → Calibrate…: which photos to calibrate the selected model on, and the rate to hold.
-The work itself is app/calibration_job.py, the same as `forensight calibrate`."""
+The work itself is app/services/calibration.py, the same as `forensight calibrate`."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit,
                                QWidget)
 
-from app.calibration_job import CalibrationRequest
-from app.ui.path_fields import CASE_FILTER, browse_row, path_of
+from app.services.calibration import CalibrationRequest
+from app.ui.widgets.path_fields import CASE_FILTER, browse_row, path_of
 from training.calibration import reals_needed
 
 

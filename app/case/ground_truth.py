@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from training.data import CLASS_NAMES, _class_of  # one list of folder-name synonyms for training and app
+from models.classes import CLASS_NAMES, class_of  # one list of folder-name synonyms for training and app
 
 TRUE_REAL, TRUE_FAKE = CLASS_NAMES[0], CLASS_NAMES[1]
 
@@ -12,7 +12,7 @@ TRUE_REAL, TRUE_FAKE = CLASS_NAMES[0], CLASS_NAMES[1]
 def true_class(path: str) -> str | None:
     """'real' or 'fake' from the nearest folder whose name says so, else None."""
     for folder in reversed(PurePath(path).parts[:-1]):
-        found = _class_of(folder)
+        found = class_of(folder)
         if found is not None:
             return CLASS_NAMES[found]
     return None

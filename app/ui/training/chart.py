@@ -7,7 +7,7 @@ from PySide6.QtCharts import QChart, QChartView, QLineSeries, QValueAxis
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QPainter, QPen
 
-from app.ui.palette import is_dark
+from app.ui.widgets.palette import is_dark
 
 SERIES = (  # key in the trainer's epoch row, legend, axis, dashed
     ("train_loss", "train loss", "loss", False),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from app.case import Case
+from app.case.store import Case
 from app.evidence import analyse
 from app.output_guard import CASE, check_output, scan_evidence
 from models.device import describe_device

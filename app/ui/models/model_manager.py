@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QListWidget, QListWidgetItem, QMessageBox, QPushButton, QSplitter, QTextBrowser,
                                QVBoxLayout)
 
-from app.ui.messages import show_error
+from app.ui.widgets.messages import show_error
 from app.ui.tasks import BackgroundTasks, ProgressRelay
 from models.card import INPUT_POLICIES, CardError
 from models.input_settings import set_model_input
@@ -236,16 +236,16 @@ class ModelManagerDialog(QDialog):
         self.refresh(select=model_id)
         self.library_changed.emit()
 
-    # ---- calibrating (app/calibration_job.py, the same as `forensight calibrate`) ----------------------
+    # ---- calibrating (app/services/calibration.py, the same as `forensight calibrate`) ----------------------
     def calibrate_selected(self, request=None) -> None:
         """Ask for the photos (unless `request` is given), then calibrate on the worker thread."""
-        from app.calibration_job import run_calibration
+        from app.services.calibration import run_calibration
 
         entry = self._selected_entry()
         if entry is None:
             return
         if request is None:
-            from app.ui.calibrate_dialog import CalibrateDialog
+            from app.ui.models.calibrate_dialog import CalibrateDialog
 
             dialog = CalibrateDialog(entry.card.id, self)
             if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:
@@ -254,14 +254,14 @@ class ModelManagerDialog(QDialog):
                       f"Calibrating {entry.card.id}", "photos", self.calibration_finished,
                       "Calibration refused", f"{entry.card.id} was not calibrated.")
 
-    # ---- ensembles (app/ensemble_job.py, the same as `forensight ensemble create`) --------------------------
+    # ---- ensembles (app/services/ensemble.py, the same as `forensight ensemble create`) --------------------------
     def create_ensemble(self, request=None) -> None:
         """Ask for the members and the rule (unless `request` is given), then create it on the worker thread
         (a logistic fit scores the reference pictures with every member first)."""
-        from app.ensemble_job import run_ensemble
+        from app.services.ensemble import run_ensemble
 
         if request is None:
-            from app.ui.ensemble_dialog import EnsembleDialog
+            from app.ui.models.ensemble_dialog import EnsembleDialog
 
             dialog = EnsembleDialog(self.library.entries(), self)
             if dialog.exec() != QDialog.DialogCode.Accepted or (request := dialog.request()) is None:

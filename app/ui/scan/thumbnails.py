@@ -6,7 +6,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPixmap
 
-from app.ui.previews import make_thumbnail
+from app.ui.scan.previews import make_thumbnail
 from app.ui.tasks import BackgroundTasks
 
 

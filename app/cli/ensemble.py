@@ -1,15 +1,15 @@
-"""`forensight ensemble create`: a thin printer over app/ensemble_job.py."""
+"""`forensight ensemble create`: a thin printer over app/services/ensemble.py."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from app.cli_progress import LazyBar, add_scoring_options
+from app.cli.options import LazyBar, add_scoring_options
 from app.errors import UsageError, library_errors_as_usage
 from models.ensemble import COMBINE_RULES  # plain data: no torch, no library
 
 
-def add_ensemble_command(sub) -> None:
+def add_command(sub) -> None:
     ensemble = sub.add_parser("ensemble", help="combine several detectors into one library model")
     esub = ensemble.add_subparsers(dest="ensemble_command", metavar="ACTION", required=True)
     p = esub.add_parser(
@@ -33,7 +33,7 @@ def add_ensemble_command(sub) -> None:
 
 
 def cmd_ensemble_create(args: argparse.Namespace) -> int:
-    from app.ensemble_job import EnsembleRequest, run_ensemble
+    from app.services.ensemble import EnsembleRequest, run_ensemble
     from models.device import DeviceError
     from models.ensemble import EnsembleError
 

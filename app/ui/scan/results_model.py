@@ -7,9 +7,9 @@ from typing import Any, Iterable, Mapping
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
-from app.case import CaseRow
-from app.ui.palette import ERROR_COLOUR, LABEL_COLOURS
-from app.ui.thumbnails import ThumbnailCache
+from app.case.store import CaseRow
+from app.ui.widgets.palette import ERROR_COLOUR, LABEL_COLOURS
+from app.ui.scan.thumbnails import ThumbnailCache
 from models.labels import AGREE, DIFFER, LABELS, agreement
 
 COLUMNS = ("", "Name", "P(fake)", "Label", "Size", "Dimensions", "Format", "Error")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
+from app.services.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
 from models.calibration import describe
 from models.card import NAME_CHARS, TEXT_CHARS, is_valid_model_id
 from models.discovery import Entry, absolute
@@ -137,7 +137,7 @@ def variant_id(library: ModelLibrary, source_id: str, name: str | None) -> str:
 
 def case_hashes(case_path: Path) -> dict[str, str]:
     """SHA-256 → path of every file of a scanned case, read from a read-only snapshot (never written)."""
-    from app.case import Case, CaseError
+    from app.case.store import Case, CaseError
 
     try:
         with Case(case_path, readonly=True) as case:

@@ -12,9 +12,9 @@ from PySide6.QtCharts import (QBarCategoryAxis, QBarSet, QChart, QChartView, QLi
 from PySide6.QtCore import QEvent, QMargins, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 
-from app.case import CaseRow
-from app.ground_truth import true_class
-from app.ui.palette import LABEL_COLOURS, TRUE_CLASS_COLOURS, is_dark
+from app.case.store import CaseRow
+from app.case.ground_truth import true_class
+from app.ui.widgets.palette import LABEL_COLOURS, TRUE_CLASS_COLOURS, is_dark
 from models.labels import LABELS, Thresholds
 
 BINS = 20

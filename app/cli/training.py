@@ -11,7 +11,7 @@ from app.errors import UsageError, library_errors_as_usage
 from app.output_guard import JSON
 
 
-def add_training_commands(sub) -> None:
+def add_command(sub) -> None:
     _add_data_commands(sub)
     _add_train_and_evaluate_commands(sub)
 
@@ -171,7 +171,7 @@ def cmd_rebuild_modern(args: argparse.Namespace) -> int:
 
 
 def _recipe_from_args(args: argparse.Namespace):
-    from app.training_job import TrainingSetupError, make_recipe
+    from app.services.training import TrainingSetupError, make_recipe
 
     overrides: dict = {}
     for item in args.set:
@@ -193,7 +193,7 @@ def _recipe_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from app.training_job import TrainingSetupError, plan_training, run_training
+    from app.services.training import TrainingSetupError, plan_training, run_training
     from models.card import CardError
     from models.engine import CancelToken
     from models.library import ModelLibrary

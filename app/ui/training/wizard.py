@@ -1,4 +1,4 @@
-"""Models → Train a model…: a wizard over the same training path as `forensight train` (app.training_job).
+"""Models → Train a model…: a wizard over the same training path as `forensight train` (app.services.training).
 
 Data (a folder with real/ and fake/, checked in the background, with `data inspect`'s shortcut warnings on
 request) → recipe (the seeds' recipes, the common fields editable, fine-tuning from a library model) → training
@@ -15,12 +15,12 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWizard, QWizardPage)
 
-from app.training_job import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
+from app.services.training import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
                                make_recipe, plan_training)
 from app.ui.tasks import BackgroundTasks, outlive_parent
-from app.ui.training_chart import LearningCurveView
-from app.ui.training_result import ResultPage
-from app.ui.training_worker import TrainingWorker
+from app.ui.training.chart import LearningCurveView
+from app.ui.training.result import ResultPage
+from app.ui.training.worker import TrainingWorker
 from app.ui.workers import start_worker_thread
 from models.device import available_devices
 from models.library import ModelLibrary

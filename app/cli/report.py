@@ -9,7 +9,7 @@ from pathlib import Path
 from app.errors import UsageError
 
 
-def add_report_command(sub) -> None:
+def add_command(sub) -> None:
     p = sub.add_parser("report", help="write a PDF report of a case (with its SHA-256 beside it)",
                        description="Build a PDF report from a case database: method, summary, every file, "
                        "a page per flagged image, unreadable files and the models' limitations.")
@@ -77,7 +77,7 @@ def write_pdf(args: argparse.Namespace):
 
 def open_checked_for_csv(args: argparse.Namespace):
     """The case, read-only, once the CSV's place is known to be allowed (not among its evidence)."""
-    from app.case import Case, CaseError
+    from app.case.store import Case, CaseError
     from app.output_guard import CSV, OutputRefused, case_evidence, check_output
 
     try:
@@ -93,7 +93,7 @@ def open_checked_for_csv(args: argparse.Namespace):
 
 
 def write_report_csv(args: argparse.Namespace, case) -> int:
-    from app.csv_export import model_calibrations, write_csv
+    from app.case.csv_export import model_calibrations, write_csv
     from app.report.data import select_rows
 
     try:  # the place was checked when the case was opened

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser,
                                QVBoxLayout, QWizardPage)
 
-from app.training_job import TrainingOutcome
+from app.services.training import TrainingOutcome
 from app.ui.tasks import ProgressRelay
 from models.library import data_home
 

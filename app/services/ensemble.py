@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
+from app.services.reference_set import Progress, Scored, check_one_label, list_folders, manifest_text, score_folders
 from models.card import NAME_CHARS, TEXT_CHARS, InputSpec, ModelCard, is_valid_model_id
 from models.discovery import Entry, absolute
 from models.ensemble import COMBINE_RULES, MAX_MEMBERS, MIN_MEMBERS, EnsembleError, describe, is_ensemble, member_record

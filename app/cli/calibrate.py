@@ -1,14 +1,14 @@
-"""`forensight calibrate`: a thin printer over app/calibration_job.py."""
+"""`forensight calibrate`: a thin printer over app/services/calibration.py."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from app.cli_progress import LazyBar, add_scoring_options
+from app.cli.options import LazyBar, add_scoring_options
 from app.errors import UsageError, library_errors_as_usage
 
 
-def add_calibrate_command(sub) -> None:
+def add_command(sub) -> None:
     p = sub.add_parser(
         "calibrate", help="calibrate a detector on your own real (and AI-generated) photos: a new library model",
         description="Score photos you know are real (and, with --fake, photos you know are AI-generated) with "
@@ -33,7 +33,7 @@ def add_calibrate_command(sub) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from app.calibration_job import CalibrationError, CalibrationRequest, run_calibration
+    from app.services.calibration import CalibrationError, CalibrationRequest, run_calibration
     from models.device import DeviceError
 
     if args.batch_size < 1:

@@ -5,10 +5,10 @@ from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QHBoxLayout, QHeaderView,
                                QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget)
 
-from app.case import CaseRow
-from app.ui.results_model import (COLUMNS, DIMENSIONS, ERROR, FORMAT, LABEL, NAME, SCORE, SIZE, THUMBNAIL,
+from app.case.store import CaseRow
+from app.ui.scan.results_model import (COLUMNS, DIMENSIONS, ERROR, FORMAT, LABEL, NAME, SCORE, SIZE, THUMBNAIL,
                                   VERDICTS, ResultsFilter, ResultsModel)
-from app.ui.thumbnails import ThumbnailCache
+from app.ui.scan.thumbnails import ThumbnailCache
 
 THUMBNAIL_SIDE = 32
 

@@ -1,13 +1,13 @@
 """Models → Manage models → Create ensemble…: the members, the rule and (for a fitted rule) the reference
-pictures. The work itself is app/ensemble_job.py, the same as `forensight ensemble create`."""
+pictures. The work itself is app/services/ensemble.py, the same as `forensight ensemble create`."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QWidget)
 
-from app.ensemble_job import EnsembleRequest
-from app.ui.path_fields import browse_row, path_of
+from app.services.ensemble import EnsembleRequest
+from app.ui.widgets.path_fields import browse_row, path_of
 from models.ensemble import COMBINE_RULES
 from training.ensemble import MIN_PER_CLASS
 

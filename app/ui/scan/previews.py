@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from app.evidence import open_metadata
 from app.evidence.exif import exif_summary_of
-from app.ui.qt_images import pil_to_qimage
+from app.ui.widgets.qt_images import pil_to_qimage
 from models.imaging import decoding, read_file
 
 PREVIEW_MAX_SIDE = 4096  # bigger photos are shown reduced; the scan itself never depends on this

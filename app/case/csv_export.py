@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.case import CaseRow
+from app.case.store import CaseRow
 from app.evidence.findings import Finding
 from models.labels import agreement
 

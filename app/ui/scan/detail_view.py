@@ -12,12 +12,12 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter,
                                QTextBrowser, QVBoxLayout, QWidget)
 
-from app.case import CaseRow, ModelScore
+from app.case.store import CaseRow, ModelScore
 from app.evidence.findings import Finding
-from app.ui.image_viewer import ImageViewer
-from app.ui.previews import Preview, make_preview
-from app.ui.qt_images import pil_rgba_to_qimage, pil_to_qimage
-from app.ui.results_model import human_size, verdict
+from app.ui.scan.image_viewer import ImageViewer
+from app.ui.scan.previews import Preview, make_preview
+from app.ui.widgets.qt_images import pil_rgba_to_qimage, pil_to_qimage
+from app.ui.scan.results_model import human_size, verdict
 from app.ui.tasks import BackgroundTasks
 from app.ui.workers import ExplainRequest, ExplainResult, ExplainService
 from models import tilemap

@@ -1,0 +1,1 @@
+"""The model manager and its dialogs (import, calibrate, create an ensemble)."""

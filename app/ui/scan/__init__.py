@@ -1,0 +1,2 @@
+"""The scan view: the results table and its Qt model, the histogram, the detail view with the image viewer,
+previews and thumbnails."""
