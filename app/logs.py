@@ -6,9 +6,19 @@ import logging
 import logging.handlers
 from pathlib import Path
 
+from models.formatting import format_timestamp
+
 LEVELS = ("debug", "info", "warning", "error")
 _FORMAT = "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"
 _handler: logging.Handler | None = None
+
+
+class _Formatter(logging.Formatter):
+    """Log lines stamped by format_timestamp's rule (UTC, offset written out), to the millisecond: a bug
+    report's times then read the same wherever it is read, and line up with the case's and the CSV's."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return format_timestamp(record.created, timespec="milliseconds")
 
 
 def log_path() -> Path:
@@ -34,7 +44,7 @@ def setup_logging(level: str = "info") -> Path | None:
                                                             encoding="utf-8", errors="backslashreplace")
         except OSError:
             return None
-        _handler.setFormatter(logging.Formatter(_FORMAT))
+        _handler.setFormatter(_Formatter(_FORMAT))
         root.addHandler(_handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     logging.captureWarnings(True)  # library warnings go to the file, not over the progress bar

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from app.case.store import SQLITE_MAGIC
+from app.case.schema import SQLITE_MAGIC
 from models.discovery import absolute
 from models.paths import readable
 

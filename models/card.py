@@ -265,6 +265,12 @@ def default_input_spec(architecture: str) -> InputSpec:
                      mean=arch.mean, std=arch.std)
 
 
+def band_around(threshold: float) -> tuple[float, float]:
+    """The inconclusive band of a threshold chosen on import: ±0.2, narrowed so that it stays within [0, 1]."""
+    half = min(0.2, threshold, 1 - threshold)
+    return threshold - half, threshold + half
+
+
 def _takes_any_size(architecture: str) -> bool:
     """Whether the network accepts any picture size (global pooling before its head). A ViT's position
     embeddings and simple_cnn's flattening head fix the size."""

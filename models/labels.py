@@ -1,10 +1,24 @@
-"""From P(fake) to a word: real / AI-generated / inconclusive (seed 000's 0.3–0.7 ambiguous zone)."""
+"""The outcome words, defined once for the scan summary, the results table, the CSV and the report.
+
+A model's label turns P(fake) into real / AI-generated / inconclusive (seed 000's 0.3–0.7 ambiguous zone);
+a file without a label is unreadable (the model could not score it) or not scored (no result of that model).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 REAL, FAKE, INCONCLUSIVE = "real", "AI-generated", "inconclusive"
 LABELS = (REAL, FAKE, INCONCLUSIVE)
+UNREADABLE, NOT_SCORED = "unreadable", "not scored"
+OUTCOMES = (*LABELS, UNREADABLE, NOT_SCORED)  # every word a file's outcome can be, in the order they are listed
+FLAGGED_LABELS = (FAKE, INCONCLUSIVE)  # what an examiner should look at: the report's --only flagged
+
+
+def outcome(label: str | None, error: str | None) -> str:
+    """The word for one file's result: its label, or why there is none (an error makes it unreadable)."""
+    if error:
+        return UNREADABLE
+    return label or NOT_SCORED
 
 
 @dataclass(frozen=True)

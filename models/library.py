@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from models.card import CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id, sha256_file
+from models.card import (CardError, ModelCard, band_around, default_input_spec, file_kind, is_valid_model_id,
+                         sha256_file)
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, infer_architecture,
                                 module_from_state, read_safetensors, read_torch_object, write_safetensors)
 
 if TYPE_CHECKING:
     from models.ensemble import LoadedEnsemble
+    from models.families import Identified
 
 CARD_NAME = "card.json"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -222,21 +224,16 @@ class ModelLibrary:
         of a known family, a Hugging Face folder, an ONNX graph, a UnivFD head with its CLIP `tower` file), a
         safetensors file or a plain state dict."""
         path = Path(path).expanduser()
-        try:
-            mode = os.stat(path).st_mode  # before opening anything: a FIFO would block, /dev/zero never ends
-        except FileNotFoundError:
-            raise CheckpointError(f"{path} does not exist") from None
-        except OSError as exc:
-            raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-            raise CheckpointError(f"{path} is {file_kind(mode)}, not a model file or folder")
+        mode = _model_file_mode(path)
+        is_dir = stat.S_ISDIR(mode)
+        # which kind of model this is: the explicit family first, then what the path itself shows
         if tower is not None or family == "univfd":  # a linear head and the foundation-model tower it scores
             from models.families import univfd
 
             card, state = univfd.prepare(path, Path(tower).expanduser() if tower else None, model_id=model_id,
                                          name=name, threshold=threshold, policy=policy)
             return self.add(card, state)
-        if family == "huggingface" or stat.S_ISDIR(mode) and not (path / CARD_NAME).exists():
+        if family == "huggingface" or is_dir and not (path / CARD_NAME).exists():
             from models.families import huggingface
 
             card, state = huggingface.prepare(path, model_id=model_id, name=name, fake_label=fake_label,
@@ -248,97 +245,14 @@ class ModelLibrary:
             card = onnx_graph.prepare(path, model_id=model_id, name=name, fake_index=fake_index,
                                       threshold=threshold, policy=policy, input_spec=input_spec)
             return self.add_file(card, path)
-        if stat.S_ISDIR(mode) or path.suffix.lower() == ".json":
-            card_path = path / CARD_NAME if stat.S_ISDIR(mode) else path
-            card = ModelCard.load(card_path)
-            if card.architecture == "ensemble":  # its members are this library's models, not files beside it
-                raise CheckpointError("an ensemble is made from the models of this library with `forensight "
-                                      "ensemble create`, not imported")
-            weights = card_path.parent / card.weights_file
-            if not weights.exists():
-                raise CheckpointError(f"the card names {card.weights_file}, which is not beside it")
-            check_checkpoint_file(weights)
-            if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
-                raise CheckpointError(f"{weights.name} does not match the SHA-256 recorded in its card "
-                                      "(altered or truncated)")
-            if model_id:
-                card = replace(card, id=model_id)
+        if is_dir or path.suffix.lower() == ".json":
+            card, weights = _forensight_card(path / CARD_NAME if is_dir else path, model_id)
             if card.architecture == "onnx":
                 return self.add_file(card, weights)
             return self.add(card, read_safetensors(weights))
-
-        from models import families
-
-        raw = read_safetensors(path) if path.suffix.lower() == ".safetensors" else read_torch_object(path)
-        try:
-            state = flatten_state(raw, path.name)
-        except CheckpointError:
-            raise CheckpointError(f"{path.name} holds no state dict of tensors: {families.describe(raw)}; "
-                                  f"{families.known_families_text()}") from None
-        del raw
-        if architecture is None and family is None:
-            from models.families import univfd
-
-            if univfd.is_head(state):  # useless without its tower: say which file to add, in one line
-                raise CheckpointError(univfd.needs_tower_message(path, state))
-        source_sha256 = sha256_file(path)
-        stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
-        if architecture is None:
-            identified = families.identify(state, path, source_sha256, family)
-            if identified is not None:
-                default_id = identified.known.file["variant"] if identified.known else stem
-                default_id = "".join(c if c.isalnum() or c in "._-" else "-"
-                                     for c in f"{identified.family.id}-{default_id}".lower())[:64].strip("-._")
-                card = families.card_for(identified, model_id=model_id or default_id, name=name, path=path,
-                                         sha256=source_sha256, threshold=threshold)
-                if policy:
-                    spec = replace(card.input, policy=policy)
-                    if card.input.policy == "full" and policy != "full":  # its size was only a smallest side
-                        default = default_input_spec(card.architecture)
-                        spec = replace(spec, size=max(default.size, 224), resize=max(default.resize, 256))
-                    card = replace(card, input=spec,
-                                   provenance=card.provenance | {"input_policy": f"{policy}, chosen on import "
-                                                                 "instead of the authors'"})
-                if threshold is not None:
-                    half = min(0.2, threshold, 1 - threshold)
-                    card.inconclusive_band = (threshold - half, threshold + half)
-                card.validate()
-                return self.add(card, state)
-        elif family:
-            raise CheckpointError("--arch and --family exclude each other: a family fixes its architecture")
-        if architecture is None:
-            try:
-                architecture, num_logits = infer_architecture(state)
-            except CheckpointError:
-                partial = families.partial_match(state)
-                raise CheckpointError(f"{path.name} fits no known detector: "
-                                      f"{partial or 'it holds ' + families.describe(state)}; "
-                                      f"{families.known_families_text()}") from None
-        else:
-            from models.registry import get_architecture
-            head = state.get(get_architecture(architecture).head_weight)
-            num_logits = int(head.shape[0]) if head is not None and head.ndim == 2 else 2
-        spec = default_input_spec(architecture)
-        if policy:
-            spec = replace(spec, policy=policy)
-        same_tensors = families.ambiguous_families(state)
-        card = ModelCard(
-            id=model_id or (stem or "imported")[:64], name=name or path.stem, architecture=architecture,
-            num_logits=num_logits, fake_index=1 if fake_index is None else fake_index, input=spec,
-            threshold=0.5 if threshold is None else threshold,
-            description=f"Imported from {path.name}",
-            provenance={"imported_from": path.name, "source_sha256": source_sha256,
-                        "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            limitations="Imported checkpoint: Forensight has not measured it. Evaluate it on data like "
-                        "your casework before relying on it."
-                        + (f" Its tensors are exactly those of the published {' and '.join(same_tensors)} "
-                           f"detectors: if it is one of them, import it with --family {same_tensors[0]} (or "
-                           "another) to get the authors' network, input and card." if same_tensors else ""),
-        )
-        if threshold is not None:
-            half = min(0.2, threshold, 1 - threshold)
-            card.inconclusive_band = (threshold - half, threshold + half)
-        card.validate()
+        state = _read_state_dict(path)
+        card = _checkpoint_card(path, state, architecture=architecture, family=family, model_id=model_id, name=name,
+                                fake_index=fake_index, policy=policy, threshold=threshold)
         return self.add(card, state)
 
     # ---- loading -------------------------------------------------------------------------------
@@ -365,6 +279,141 @@ class ModelLibrary:
         except CheckpointError as exc:
             raise CheckpointError(f"model {entry.card.id!r}: {exc}") from None
         return LoadedModel(entry.card, module)
+
+
+def _model_file_mode(path: Path) -> int:
+    """The path's file mode, refusing what is neither a folder nor a regular file. It is asked before anything is
+    opened: a FIFO would block, /dev/zero never ends."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise CheckpointError(f"{path} is {file_kind(mode)}, not a model file or folder")
+    return mode
+
+
+def _forensight_card(card_path: Path, model_id: str | None) -> tuple[ModelCard, Path]:
+    """A Forensight card and the weights file beside it, checked against the SHA-256 the card records."""
+    card = ModelCard.load(card_path)
+    if card.architecture == "ensemble":  # its members are this library's models, not files beside it
+        raise CheckpointError("an ensemble is made from the models of this library with `forensight "
+                              "ensemble create`, not imported")
+    weights = card_path.parent / card.weights_file
+    if not weights.exists():
+        raise CheckpointError(f"the card names {card.weights_file}, which is not beside it")
+    check_checkpoint_file(weights)
+    if card.weights_sha256 and sha256_file(weights) != card.weights_sha256:
+        raise CheckpointError(f"{weights.name} does not match the SHA-256 recorded in its card "
+                              "(altered or truncated)")
+    if model_id:
+        card = replace(card, id=model_id)
+    return card, weights
+
+
+def _read_state_dict(path: Path) -> StateDict:
+    """The checkpoint's tensors, flattened; a file that holds none is described with the families we know."""
+    from models import families
+
+    raw = read_safetensors(path) if path.suffix.lower() == ".safetensors" else read_torch_object(path)
+    try:
+        return flatten_state(raw, path.name)
+    except CheckpointError:
+        raise CheckpointError(f"{path.name} holds no state dict of tensors: {families.describe(raw)}; "
+                              f"{families.known_families_text()}") from None
+
+
+def _checkpoint_card(path: Path, state: StateDict, *, architecture: str | None, family: str | None,
+                     model_id: str | None, name: str | None, fake_index: int | None, policy: str | None,
+                     threshold: float | None) -> ModelCard:
+    """The card of a PyTorch or safetensors checkpoint: a published detector's own card when a family recognises
+    it, else a plain card for the registry architecture it fits (or the one given)."""
+    from models import families
+
+    if architecture is None and family is None:
+        from models.families import univfd
+
+        if univfd.is_head(state):  # useless without its tower: say which file to add, in one line
+            raise CheckpointError(univfd.needs_tower_message(path, state))
+    source_sha256 = sha256_file(path)
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
+    if architecture is None:
+        identified = families.identify(state, path, source_sha256, family)
+        if identified is not None:
+            return _published_card(identified, path, source_sha256, stem, model_id=model_id, name=name,
+                                   policy=policy, threshold=threshold)
+    elif family:
+        raise CheckpointError("--arch and --family exclude each other: a family fixes its architecture")
+    return _plain_card(path, state, source_sha256, stem, architecture=architecture, model_id=model_id, name=name,
+                       fake_index=fake_index, policy=policy, threshold=threshold)
+
+
+def _published_card(identified: Identified, path: Path, source_sha256: str, stem: str, *, model_id: str | None,
+                    name: str | None, policy: str | None, threshold: float | None) -> ModelCard:
+    """A recognised published detector's card, with the user's input policy and threshold where they chose one."""
+    from models import families
+
+    default_id = identified.known.file["variant"] if identified.known else stem
+    default_id = "".join(c if c.isalnum() or c in "._-" else "-"
+                         for c in f"{identified.family.id}-{default_id}".lower())[:64].strip("-._")
+    card = families.card_for(identified, model_id=model_id or default_id, name=name, path=path,
+                             sha256=source_sha256, threshold=threshold)
+    if policy:
+        spec = replace(card.input, policy=policy)
+        if card.input.policy == "full" and policy != "full":  # its size was only a smallest side
+            default = default_input_spec(card.architecture)
+            spec = replace(spec, size=max(default.size, 224), resize=max(default.resize, 256))
+        card = replace(card, input=spec,
+                       provenance=card.provenance | {"input_policy": f"{policy}, chosen on import "
+                                                     "instead of the authors'"})
+    if threshold is not None:
+        card.inconclusive_band = band_around(threshold)
+    card.validate()
+    return card
+
+
+def _plain_card(path: Path, state: StateDict, source_sha256: str, stem: str, *, architecture: str | None,
+                model_id: str | None, name: str | None, fake_index: int | None, policy: str | None,
+                threshold: float | None) -> ModelCard:
+    """The card of a checkpoint no family claims: the registry architecture it fits (or the one given), its
+    default input, and a caveat that Forensight has not measured it."""
+    from models import families
+
+    if architecture is None:
+        try:
+            architecture, num_logits = infer_architecture(state)
+        except CheckpointError:
+            partial = families.partial_match(state)
+            raise CheckpointError(f"{path.name} fits no known detector: "
+                                  f"{partial or 'it holds ' + families.describe(state)}; "
+                                  f"{families.known_families_text()}") from None
+    else:
+        from models.registry import get_architecture
+        head = state.get(get_architecture(architecture).head_weight)
+        num_logits = int(head.shape[0]) if head is not None and head.ndim == 2 else 2
+    spec = default_input_spec(architecture)
+    if policy:
+        spec = replace(spec, policy=policy)
+    same_tensors = families.ambiguous_families(state)
+    card = ModelCard(
+        id=model_id or (stem or "imported")[:64], name=name or path.stem, architecture=architecture,
+        num_logits=num_logits, fake_index=1 if fake_index is None else fake_index, input=spec,
+        threshold=0.5 if threshold is None else threshold,
+        description=f"Imported from {path.name}",
+        provenance={"imported_from": path.name, "source_sha256": source_sha256,
+                    "imported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        limitations="Imported checkpoint: Forensight has not measured it. Evaluate it on data like "
+                    "your casework before relying on it."
+                    + (f" Its tensors are exactly those of the published {' and '.join(same_tensors)} "
+                       f"detectors: if it is one of them, import it with --family {same_tensors[0]} (or "
+                       "another) to get the authors' network, input and card." if same_tensors else ""),
+    )
+    if threshold is not None:
+        card.inconclusive_band = band_around(threshold)
+    card.validate()
+    return card
 
 
 def _write_beside(weights: Path, extra_files: dict[str, bytes] | None) -> None:

@@ -13,9 +13,12 @@ from torch import nn
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
+# OpenAI CLIP's normalisation: its towers, and OpenCLIP's, were trained with it
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)  # keywords only: eight look-alike fields are unreadable by position
 class Architecture:
     name: str
     build: Callable[[int], nn.Module]  # num_logits -> untrained module
@@ -93,50 +96,70 @@ def _external(name: str) -> Callable[[int], nn.Module]:
 
 
 _ARCHITECTURES = [
-    Architecture("resnet18", _torchvision("resnet18"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
-                 "layer4.1", family="ResNet (torchvision)"),
-    Architecture("resnet50", _torchvision("resnet50"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
-                 "layer4.2", family="ResNet (torchvision)"),
-    Architecture("resnet101", _torchvision("resnet101"), 224, 256, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
-                 "layer4.2", family="ResNet (torchvision)"),
-    Architecture("efficientnet_lite0", _timm("tf_efficientnet_lite0"), 224, 256, HALF, HALF,
-                 "classifier.weight", "bn2", family="EfficientNet-Lite (timm)"),
-    Architecture("convnextv2_tiny", _timm("convnextv2_tiny"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
-                 "head.fc.weight", "stages.3", family="ConvNeXt V2 (timm)"),
-    Architecture("convnextv2_base", _timm("convnextv2_base"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
-                 "head.fc.weight", "stages.3", family="ConvNeXt V2 (timm)"),
-    Architecture("vit_base_patch16_224", _timm("vit_base_patch16_224"), 224, 256, HALF, HALF, "head.weight",
-                 "blocks.11.norm1", is_vit=True, channels_last=False, family="ViT (timm)"),
-    Architecture("simple_cnn", _simple_cnn, 32, 32, HALF, HALF, "classifier.4.weight", "features.6",
-                 family="Simple CNN (seed 001)"),
+    Architecture(name="resnet18", build=_torchvision("resnet18"), family="ResNet (torchvision)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc.weight", gradcam_layer="layer4.1"),
+    Architecture(name="resnet50", build=_torchvision("resnet50"), family="ResNet (torchvision)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc.weight", gradcam_layer="layer4.2"),
+    Architecture(name="resnet101", build=_torchvision("resnet101"), family="ResNet (torchvision)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc.weight", gradcam_layer="layer4.2"),
+    Architecture(name="efficientnet_lite0", build=_timm("tf_efficientnet_lite0"), family="EfficientNet-Lite (timm)",
+                 input_size=224, resize_size=256, mean=HALF, std=HALF,
+                 head_weight="classifier.weight", gradcam_layer="bn2"),
+    Architecture(name="convnextv2_tiny", build=_timm("convnextv2_tiny"), family="ConvNeXt V2 (timm)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="head.fc.weight", gradcam_layer="stages.3"),
+    Architecture(name="convnextv2_base", build=_timm("convnextv2_base"), family="ConvNeXt V2 (timm)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="head.fc.weight", gradcam_layer="stages.3"),
+    Architecture(name="vit_base_patch16_224", build=_timm("vit_base_patch16_224"), family="ViT (timm)",
+                 input_size=224, resize_size=256, mean=HALF, std=HALF,
+                 head_weight="head.weight", gradcam_layer="blocks.11.norm1", is_vit=True, channels_last=False),
+    Architecture(name="simple_cnn", build=_simple_cnn, family="Simple CNN (seed 001)",
+                 input_size=32, resize_size=32, mean=HALF, std=HALF,
+                 head_weight="classifier.4.weight", gradcam_layer="features.6"),
     # published detectors' own networks (models/families): their cards come from resources/detector_catalogue.json
-    Architecture("npr_resnet50", _npr, 256, 256, IMAGENET_MEAN, IMAGENET_STD, "fc1.weight", "layer2",
-                 family="NPR ResNet-50 (Tan et al. 2024)"),
-    Architecture("resnet50_nodown", _resnet50_nodown, 64, 64, IMAGENET_MEAN, IMAGENET_STD, "fc.weight",
-                 "layer4", family="ResNet-50 without first downsampling (GRIP-UNINA)"),
+    Architecture(name="npr_resnet50", build=_npr, family="NPR ResNet-50 (Tan et al. 2024)",
+                 input_size=256, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc1.weight", gradcam_layer="layer2"),
+    Architecture(name="resnet50_nodown", build=_resnet50_nodown,
+                 family="ResNet-50 without first downsampling (GRIP-UNINA)",
+                 input_size=64, resize_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc.weight", gradcam_layer="layer4"),
     # B-Free: takes the whole picture and cuts its five 504-pixel token windows itself, so it is not is_vit here
     # (any picture size); Grad-CAM maps its tokens back onto the picture with the network's own gradcam_reshape
-    Architecture("bfree_vitb14_reg4", _vit_detector("bfree"), 504, 504, IMAGENET_MEAN, IMAGENET_STD, "head.weight",
-                 "blocks.11.norm1", channels_last=False, family="DINOv2 ViT-B/14 + 4 registers, five 504-px crops "
-                                                             "(B-Free)"),
-    Architecture("commfor_vit_small_384", _vit_detector("commfor384"), 384, 440, IMAGENET_MEAN, IMAGENET_STD,
-                 "vit.head.weight", "vit.blocks.11.norm1", is_vit=True, channels_last=False,
-                 family="ViT-S/16 384 (Community Forensics)"),
-    Architecture("commfor_vit_small_224", _vit_detector("commfor224"), 224, 256, IMAGENET_MEAN, IMAGENET_STD,
-                 "vit.head.weight", "vit.blocks.11.norm1", is_vit=True, channels_last=False,
-                 family="ViT-S/16 224 (Community Forensics)"),
-    Architecture("hf_image_classifier", _external("Hugging Face"), 224, 224, HALF, HALF, "", "",
-                 channels_last=False, family="Hugging Face image classifier (transformers)", external=True),
-    Architecture("onnx", _external("ONNX"), 224, 224, IMAGENET_MEAN, IMAGENET_STD, "", "", channels_last=False,
-                 family="ONNX graph (onnxruntime)", external=True),
+    Architecture(name="bfree_vitb14_reg4", build=_vit_detector("bfree"),
+                 family="DINOv2 ViT-B/14 + 4 registers, five 504-px crops (B-Free)",
+                 input_size=504, resize_size=504, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="head.weight", gradcam_layer="blocks.11.norm1", channels_last=False),
+    Architecture(name="commfor_vit_small_384", build=_vit_detector("commfor384"),
+                 family="ViT-S/16 384 (Community Forensics)",
+                 input_size=384, resize_size=440, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="vit.head.weight", gradcam_layer="vit.blocks.11.norm1", is_vit=True, channels_last=False),
+    Architecture(name="commfor_vit_small_224", build=_vit_detector("commfor224"),
+                 family="ViT-S/16 224 (Community Forensics)",
+                 input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="vit.head.weight", gradcam_layer="vit.blocks.11.norm1", is_vit=True, channels_last=False),
+    Architecture(name="hf_image_classifier", build=_external("Hugging Face"),
+                 family="Hugging Face image classifier (transformers)", external=True,
+                 input_size=224, resize_size=224, mean=HALF, std=HALF,
+                 head_weight="", gradcam_layer="", channels_last=False),
+    Architecture(name="onnx", build=_external("ONNX"), family="ONNX graph (onnxruntime)", external=True,
+                 input_size=224, resize_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="", gradcam_layer="", channels_last=False),
     # a frozen foundation-model image tower (CLIP ViT via open-clip-torch, DINOv2 via timm) + one linear logit:
     # UnivFD and the linear probes of training/probe.py; the tower's shape is on the card (families/tower_linear.py)
-    Architecture("tower_linear", _external("Foundation-model tower"), 224, 224, (0.48145466, 0.4578275, 0.40821073),
-                 (0.26862954, 0.26130258, 0.27577711), "", "", is_vit=True, channels_last=False,
-                 family="Foundation-model image tower + linear head (open-clip-torch, timm)", external=True),
+    Architecture(name="tower_linear", build=_external("Foundation-model tower"),
+                 family="Foundation-model image tower + linear head (open-clip-torch, timm)", external=True,
+                 input_size=224, resize_size=224, mean=CLIP_MEAN, std=CLIP_STD,
+                 head_weight="", gradcam_layer="", is_vit=True, channels_last=False),
     # no network: the scores of other library models combined by the card's rule (models/ensemble.py)
-    Architecture("ensemble", _external("Ensemble"), 224, 224, IMAGENET_MEAN, IMAGENET_STD, "", "",
-                 channels_last=False, family="Ensemble of library models (their scores combined)", external=True),
+    Architecture(name="ensemble", build=_external("Ensemble"),
+                 family="Ensemble of library models (their scores combined)", external=True,
+                 input_size=224, resize_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="", gradcam_layer="", channels_last=False),
 ]
 
 ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in _ARCHITECTURES}

@@ -9,6 +9,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """`gui` on every test that drives Qt (it asks for qtbot); `gpu` on the CUDA tests. Markers only select:
+    the README's `pytest -q` runs everything, `-m "not slow and not gui"` is a quick loop."""
+    for item in items:
+        if "qtbot" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.gui)
+        if item.path.name == "test_cuda.py":
+            item.add_marker(pytest.mark.gpu)
+
+
+@pytest.fixture
+def poppler():
+    """poppler-utils, to read the PDF reports back: skips without it locally, fails under CI (tests/needs.py)."""
+    from tests import needs
+
+    needs.poppler()
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """An isolated user data folder and an empty shipped-models folder for each test."""

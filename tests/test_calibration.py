@@ -1,35 +1,31 @@
 """`forensight calibrate`: a calibrated variant fitted on the examiner's own photos, whose threshold holds the
 false-positive rate on their real photos (with its Clopper–Pearson bound), whose scans give calibrated scores
 while the original's do not change, and which refuses sets too small for the rate and photos of the case."""
-import contextlib
 import csv
 import hashlib
-import io
 import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.cli.main import main
 from models.calibration import calibrated
 from models.card import CardError, ModelCard
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 from tests.calibration_data import brightness_model, grey_photos, snapshot
+from tests import commands
 from tests.commands import run_in_process
+from tests.needs import pdf_text
 from training.calibration import clopper_pearson_upper, fit_calibration, predict, reals_needed
 
 TARGET = 0.05  # 59 real photos can show it; 1% would need 299
 
 
 def run_cli(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
+    run = commands.run_cli(*args)
+    return run.returncode, run.stdout, run.stderr
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +175,7 @@ def test_scans_with_the_variant_are_calibrated_and_the_original_s_are_not(calibr
     assert changed >= 10
 
 
-def test_the_pdf_report_names_the_calibration(calibrated_once, tmp_path):
+def test_the_pdf_report_names_the_calibration(calibrated_once, tmp_path, poppler):
     run = calibrated_once
     case = tmp_path / "few.sqlite"
     few = tmp_path / "few"
@@ -189,8 +185,7 @@ def test_the_pdf_report_names_the_calibration(calibrated_once, tmp_path):
     assert run_cli("scan", few, "--model", "bright-cal", "--device", "cpu", "--case", case, "-q")[0] == 0
     code, _, err = run_cli("report", case, "--pdf", tmp_path / "report.pdf", "--device", "cpu", "-q")
     assert code == 0, err
-    text = subprocess.run(["pdftotext", str(tmp_path / "report.pdf"), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    text = pdf_text(tmp_path / "report.pdf")
     assert "Calibration" in text and "calibrated on 80 real and 40 AI-generated" in " ".join(text.split())
 
 

@@ -10,7 +10,7 @@ from safetensors.torch import save_file
 from models.card import CardError, ModelCard
 from models.library import ModelLibrary
 from models.registry import build_model
-from tests.commands import run_process
+from tests.commands import run_cli
 from tests.conftest import REPO, make_model
 
 
@@ -161,7 +161,7 @@ def test_pathological_json_is_a_card_error(tmp_path, text):
 
 
 def _forensight(home, *args):
-    return run_process(*args, home=home)
+    return run_cli(*args, home=home)  # in-process, as typed (tests/commands.py)
 
 
 def _card_folder(tmp_path, card: dict):

@@ -1,7 +1,15 @@
-"""The case's read methods the desktop app relies on: a batch's rows by path, and one file across models."""
-from app.case.store import Case
+"""The case's read methods the desktop app relies on: a batch's rows by path, and one file across models; and
+how the times read from it are written (models/formatting.py's rule)."""
+import csv
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from app.case.csv_export import write_csv
+from app.case.store import Case, CaseRow
 from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
+from models.formatting import format_timestamp
 from models.library import ModelLibrary
 from tests import images
 from tests.conftest import make_model
@@ -37,3 +45,22 @@ def test_rows_for_paths_match_rows_and_scores_for_file_cover_every_model(home, t
 
         broken = case.scores_for_file(everything[str(folder / "broken.png")].file_id)
         assert len(broken) == 2 and all(s.p_fake is None and s.error for s in broken)
+
+
+def test_every_timestamp_is_written_with_its_offset(tmp_path):
+    """Seconds since the epoch read in UTC with +00:00, an aware datetime keeps its zone, a naive one is refused:
+    the CSV's times then read the same in any country, and match the app's and the report's."""
+    assert format_timestamp(0) == "1970-01-01T00:00:00+00:00" and format_timestamp(None) == ""
+    kathmandu = timezone(timedelta(hours=5, minutes=45))
+    assert format_timestamp(datetime(2024, 5, 1, 12, 0, 7, tzinfo=kathmandu)) == "2024-05-01T12:00:07+05:45"
+    with pytest.raises(ValueError, match="no time zone"):
+        format_timestamp(datetime(2024, 5, 1, 12, 0))
+
+    row = CaseRow(1, str(tmp_path / "a.png"), "ab" * 32, 10, 4, 4, "PNG", 1714564800.0, "m", "w" * 64, 0.1,
+                  "real", 0.5, None, 1714564805.9)
+    out = tmp_path / "out.csv"
+    write_csv([row], out)
+    with open(out, encoding="utf-8", newline="") as handle:
+        written = next(csv.DictReader(handle))
+    assert written["modified_utc"] == "2024-05-01T12:00:00+00:00"
+    assert written["scored_utc"] == "2024-05-01T12:00:05+00:00"

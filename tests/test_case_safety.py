@@ -5,20 +5,21 @@ import csv
 import io
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from app.case.store import _V1_SCHEMA, APPLICATION_ID, SCHEMA_VERSION, Case, CaseError
+from app.case.schema import APPLICATION_ID, SCHEMA_VERSION, V1_SCHEMA
+from app.case.store import Case, CaseError
 from app.evidence import Finding
 from models.engine import ScanResult
-from tests.commands import run_process
+from tests.commands import run_cli
 from tests import images
+from tests.needs import pdf_text
 
 
-forensight = run_process
+forensight = run_cli  # in-process, as typed (tests/commands.py)
 
 
 def one_line_error(run) -> str:
@@ -55,7 +56,7 @@ def v1_case(path: Path, photo: Path) -> None:
     """A case exactly as the previous release wrote it: schema version 1 in meta, no application id."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode=WAL")
-    db.executescript(_V1_SCHEMA)
+    db.executescript(V1_SCHEMA)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     db.execute("INSERT INTO files (path, sha256, size, width, height, format, modified, first_seen) "
                "VALUES (?, 'ab', 10, 40, 40, 'PNG', 1.0, 1.0)", (str(photo),))
@@ -179,6 +180,7 @@ def scored_case(path: Path) -> Path:
     ("UPDATE results SET p_fake = 'high' WHERE file_id = 2", "column p_fake of file 2 holds text ('high')"),
     ("UPDATE results SET p_fake = 7.5 WHERE file_id = 1", "holds 7.5, not a probability"),
     ("UPDATE files SET size = 'big' WHERE id = 1", "column size of file 1 holds text"),
+    ("UPDATE results SET band_low = 'low' WHERE file_id = 1", "inconclusive band of model 'm' holds text"),
     ("DROP TABLE evidence", "table evidence is missing"),
 ])
 def test_a_damaged_case_is_one_line_naming_the_damage(tmp_path, damage, says):
@@ -240,7 +242,8 @@ def test_rows_and_evidence_are_found_by_the_exact_name(tmp_path):
 
 
 # ---- finding 8: one row per file however it is named ----------------------------------------------------
-def test_one_folder_named_three_ways_is_one_row_per_file_and_a_link_says_where_it_points(tiny_model, tmp_path):
+def test_one_folder_named_three_ways_is_one_row_per_file_and_a_link_says_where_it_points(tiny_model, tmp_path,
+                                                                                          poppler):
     base = tmp_path.resolve() / "work"
     small5, links, elsewhere = base / "small5", base / "links", base / "elsewhere"
     for folder in (small5, links, elsewhere):
@@ -265,7 +268,7 @@ def test_one_folder_named_three_ways_is_one_row_per_file_and_a_link_says_where_i
 
     report = forensight("report", case, "--pdf", tmp_path / "r.pdf", "--device", "cpu", "-q", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout
+    text = pdf_text(tmp_path / "r.pdf")
     assert "6 files" in report.stdout and "disappeared" not in text  # found from any working folder
 
 

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from app.case.store import _V1_SCHEMA, MIGRATIONS, SCHEMA_VERSION, Case
+from app.case.schema import MIGRATIONS, SCHEMA_VERSION, V1_SCHEMA
+from app.case.store import Case
 from app.case.csv_export import write_csv
 from app.services.scanning import list_entries, run_scan
 from models.engine import ScanEngine
@@ -85,7 +86,7 @@ def test_changing_a_models_policy_rescores_instead_of_reusing(tiled, tmp_path):
 def test_a_version_2_case_gains_the_tiles_table_and_keeps_its_rows(tiled, tmp_path):
     path = tmp_path / "v2.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(_V1_SCHEMA)
+    db.executescript(V1_SCHEMA)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     MIGRATIONS[1](db)
     db.execute("PRAGMA user_version = 2")

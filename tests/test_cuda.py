@@ -1,9 +1,5 @@
 """The CUDA path, checked on a machine with an NVIDIA GPU (skipped elsewhere): device choice, AMP inference that
 agrees with the CPU, training with AMP, Grad-CAM on the GPU, and the `scan` command naming the GPU it used."""
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -14,6 +10,7 @@ from models.explain import Explainer
 from models.library import LoadedModel, ModelLibrary
 from models.registry import build_model
 from tests import images
+from tests.commands import run_cli
 from tests.conftest import REPO
 from tests.datasets import make_trace_dataset
 
@@ -121,12 +118,10 @@ def test_grad_cam_on_the_gpu_matches_the_cpu(architecture):
     assert abs(on_cpu - on_gpu).max() < 0.05
 
 
-def test_scan_command_reports_the_gpu(tmp_path):
-    env = os.environ | {"FORENSIGHT_HOME": str(tmp_path / "home")}
-    env.pop("FORENSIGHT_SHIPPED_MODELS", None)
-    run = subprocess.run([sys.executable, "-m", "app", "scan", str(SAMPLES), "--recursive", "--device", "cuda",
-                          "--csv", str(tmp_path / "out.csv")], cwd=REPO, capture_output=True, text=True, env=env,
-                         timeout=300)
+def test_scan_command_reports_the_gpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    run = run_cli("scan", SAMPLES, "--recursive", "--device", "cuda", "--csv", tmp_path / "out.csv")
     assert run.returncode == 0, run.stderr
     assert torch.cuda.get_device_name(0) in run.stderr
     assert (tmp_path / "out.csv").read_text().count("\n") == 1 + sum(1 for p in SAMPLES.rglob("*") if p.is_file())

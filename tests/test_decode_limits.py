@@ -4,7 +4,6 @@ warnings stay off the terminal, and iPhone HEIC photos are read with their EXIF.
 import io
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from models.engine import ScanEngine
 from models.imaging import PixelBudget, decode
 from models.library import ModelLibrary
 from tests import images
+from tests.commands import run_process, run_python
 from tests.conftest import REPO
 
 BIG = 16000 * 16000  # exactly the per-image limit: allowed, and 1 GB once decoded
@@ -69,8 +69,9 @@ print(json.dumps({"kinds": kinds, "seconds": time.perf_counter() - start,
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in KiB and RLIMIT_AS as on Linux")
 def test_thumbnail_bomb_costs_no_memory_in_a_real_process():
     quiet_threads = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # small address space
-    run = subprocess.run([sys.executable, "-c", _CHILD, str(REPO)], capture_output=True, text=True, timeout=120,
-                         env=quiet_threads)
+    # a real process: its peak memory (ru_maxrss) and an address-space limit are the point, and the limit must
+    # not apply to the test run
+    run = run_python(_CHILD, REPO, timeout=120, env=quiet_threads)
     assert run.returncode == 0, run.stderr[-2000:]
     measured = json.loads(run.stdout.strip().splitlines()[-1])
     assert "oversized_thumbnail" in measured["kinds"]
@@ -280,13 +281,15 @@ def test_complete_jpegs_get_no_missing_data_note(options):
 
 
 # ---- Pillow's warnings --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pillow_warnings_do_not_print_under_quiet(tiny_model, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     images.jpeg_with_corrupt_exif(folder / "corrupt-exif.jpg")
     images.gradient(40, 40).save(folder / "fine.png")
-    run = subprocess.run([sys.executable, "-m", "app", "scan", str(folder), "--case", str(tmp_path / "c.sqlite"),
-                          "-q"], cwd=REPO, capture_output=True, text=True, env=os.environ.copy(), timeout=300)
+    # a real process: pytest records warnings itself, and a warning already shown in this process would not show
+    # again, so only a fresh process shows what a user's terminal gets
+    run = run_process("scan", folder, "--case", tmp_path / "c.sqlite", "-q", timeout=300)
     assert run.returncode == 0, run.stderr
     assert "Warning:" not in run.stderr and "warnings.warn" not in run.stderr, run.stderr  # Python's format
 
@@ -305,8 +308,7 @@ decode(data)
 def test_pillow_warnings_do_not_print_from_decode_or_analyse(tmp_path):
     # The same without the CLI's logging set-up: training scripts and the GUI's workers decode too.
     path = images.jpeg_with_corrupt_exif(tmp_path / "corrupt-exif.jpg")
-    run = subprocess.run([sys.executable, "-c", _DECODE_AND_ANALYSE, str(REPO), str(path)], capture_output=True,
-                         text=True, timeout=120)
+    run = run_python(_DECODE_AND_ANALYSE, REPO, path, timeout=120)  # a fresh process, as above
     assert run.returncode == 0 and run.stderr == "", run.stderr
 
 

@@ -5,9 +5,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,7 @@ from models.labels import Thresholds
 from models.library import CARD_NAME, ModelLibrary
 from tests.calibration_data import brightness_model, grey_photos, snapshot
 from tests.commands import run_in_process
+from tests.needs import pdf_text
 from tests.multi_model_data import FILES, add_model, read_csv
 from training.ensemble import fit_ensemble
 
@@ -170,7 +168,8 @@ def test_cli_logistic_ensemble_records_its_fit_and_scans_with_its_coefficients(h
         assert row.p_fake == pytest.approx(want, abs=1e-9)
 
 
-def test_cli_csv_and_pdf_show_the_ensemble_and_its_members_without_duplicates(two_models, folder, tmp_path, capsys):
+def test_cli_csv_and_pdf_show_the_ensemble_and_its_members_without_duplicates(two_models, folder, tmp_path, capsys,
+                                                                               poppler):
     assert run_in_process(capsys, "ensemble", "create", "ens", "--member", "alpha", "--member", "beta", "-q")[0] == 0
     csv_path = tmp_path / "out" / "scan.csv"
     csv_path.parent.mkdir()
@@ -187,11 +186,8 @@ def test_cli_csv_and_pdf_show_the_ensemble_and_its_members_without_duplicates(tw
     want = sigmoid((logit(float(first["p_fake[alpha]"])) + logit(float(first["p_fake[beta]"]))) / 2)
     assert float(first["p_fake[ens]"]) == pytest.approx(want, abs=1e-5)  # the CSV's six decimals
 
-    if not shutil.which("pdftotext") and not os.environ.get("CI"):
-        pytest.skip("needs poppler's pdftotext")
     info = build_report(csv_path.with_suffix(".case.sqlite"), tmp_path / "report.pdf", device="cpu")
-    text = subprocess.run(["pdftotext", "-layout", str(info.pdf_path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    text = pdf_text(info.pdf_path, "-layout")
     flat = " ".join(text.split())
     assert "Combination" in text and "ensemble of 2 models: alpha (weights" in flat
     assert "mean of the members' logits: P(fake) = sigmoid(mean of z)" in flat

@@ -54,7 +54,7 @@ def test_create_an_ensemble_in_the_model_manager_and_scan_with_it(qtbot, library
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    window.model_picker.setCurrentIndex(window.model_picker.findData("duo"))
+    window.toolbar.model_picker.setCurrentIndex(window.toolbar.model_picker.findData("duo"))
     window.open_folder(folder)
     window.start_scan()
     qtbot.waitUntil(lambda: not window.is_scanning(), timeout=TIMEOUT_MS)

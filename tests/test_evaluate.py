@@ -6,11 +6,12 @@ import os
 import pytest
 from PIL import Image
 
-from tests.commands import run_process
+from tests.commands import run_cli
 from tests.datasets import make_trace_dataset
 
 
-forensight = run_process
+forensight = run_cli  # in-process, as typed (tests/commands.py)
+pytestmark = pytest.mark.slow  # trains a detector for 10 epochs once for the module
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,14 @@ from models.card import sha256_file
 from models.checkpoints import CheckpointError
 from models.library import ModelLibrary
 from models.registry import ARCHITECTURES, build_model
-from tests.commands import run_process
+from tests.commands import run_cli
 
 FIELDS = ("id", "name", "status", "paper", "authors", "venue", "year", "code", "licence", "architecture",
           "container", "input", "preprocessing_source", "training_data", "validated_on", "weaknesses", "files")
 
 
 def _forensight(home, *args):
-    return run_process(*args, home=home)
+    return run_cli(*args, home=home)  # in-process, as typed (tests/commands.py)
 
 
 def test_catalogue_has_every_family_with_its_facts():

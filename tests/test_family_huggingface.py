@@ -2,10 +2,7 @@
 real photographs equals transformers' own processor and forward, the fake label comes from id2label (or
 --fake-label), the card keeps the processor's preprocessing, and the model explains itself."""
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-transformers = pytest.importorskip("transformers")
+from tests.needs import dependency
+
+transformers = dependency("transformers")  # a project dependency: skipped locally, a failure in CI when missing
 
 from models.engine import ScanEngine  # noqa: E402
 from models.explain import Explainer  # noqa: E402
 from models.families.huggingface import NeedsFakeLabel, fake_labels, label_kind  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
+from tests.commands import run_cli  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 REAL_PHOTOS = sorted((REPO / "resources" / "samples" / "real").glob("*.jpg"))[:3]
@@ -135,13 +135,10 @@ def test_labels_that_say_nothing_need_a_choice(home, tmp_path):
     assert raised.value.labels == ["LABEL_0", "LABEL_1"]
     assert fake_labels(["LABEL_0", "LABEL_1"], "LABEL_1") == [1] and fake_labels(["a", "b", "c"], "0,c") == [0, 2]
     folder = tiny_vit(tmp_path / "anonymous", {0: "LABEL_0", 1: "LABEL_1"})
-    env = os.environ | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
-    run = subprocess.run([sys.executable, "-m", "app", "models", "import", str(folder)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = run_cli("models", "import", folder, home=home)
     assert run.returncode == 2 and "pass --fake-label" in run.stderr and "0: LABEL_0, 1: LABEL_1" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
-    run = subprocess.run([sys.executable, "-m", "app", "models", "import", str(folder), "--fake-label", "LABEL_0"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    run = run_cli("models", "import", folder, "--fake-label", "LABEL_0", home=home)
     assert run.returncode == 0, run.stderr
     assert "Imported anonymous [huggingface]" in run.stdout
     assert json.loads((home / "models" / "anonymous" / "card.json").read_text())["family_config"]["fake_labels"] == [0]

@@ -2,9 +2,6 @@
 Forensight's P(fake) on real photographs equals onnxruntime's (and the exported torch model's) on the same
 preprocessed pixels; the graph explains itself with an occlusion map."""
 import hashlib
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -14,12 +11,15 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms
 
-ort = pytest.importorskip("onnxruntime")
+from tests.needs import dependency
+
+ort = dependency("onnxruntime")  # a project dependency: skipped locally, a failure in CI when missing
 
 from models.checkpoints import CheckpointError  # noqa: E402
 from models.engine import ScanEngine  # noqa: E402
 from models.explain import Explainer  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
+from tests.commands import run_cli  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 REAL_PHOTOS = sorted((REPO / "resources" / "samples" / "real").glob("*.jpg"))[:3]
@@ -109,10 +109,8 @@ def test_what_was_not_given_is_said_and_bad_graphs_are_refused(home, tmp_path):
 
 def test_cli_import_with_preprocessing_options(home, tmp_path):
     graph = export(TinyNet(), tmp_path / "cli.onnx")
-    env = os.environ | {"FORENSIGHT_HOME": str(home), "FORENSIGHT_SHIPPED_MODELS": str(home / "none")}
-    run = subprocess.run([sys.executable, "-m", "app", "models", "import", str(graph), "--policy", "resize",
-                          "--size", "32", "--mean", "0.5", "--std", "0.25,0.25,0.25", "--interpolation", "bicubic"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    run = run_cli("models", "import", graph, "--policy", "resize", "--size", "32", "--mean", "0.5",
+                  "--std", "0.25,0.25,0.25", "--interpolation", "bicubic", home=home)
     assert run.returncode == 0, run.stderr
     assert "Imported cli [onnx]: onnx, 2 logit(s) (softmax), input resize 32" in run.stdout
     card = ModelLibrary(home=home, shipped_dir=home / "none").get("cli").card

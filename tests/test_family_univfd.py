@@ -19,7 +19,9 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-open_clip = pytest.importorskip("open_clip")
+from tests.needs import dependency
+
+open_clip = dependency("open_clip")  # a project dependency: skipped locally, a failure in CI when missing
 
 from app.case.store import Case  # noqa: E402
 from app.report import build_report  # noqa: E402

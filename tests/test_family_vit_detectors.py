@@ -179,6 +179,7 @@ def odd_crop(tmp_path, size=(150, 97)) -> Path:
 
 
 # ---- B-Free -------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bfree_dino2reg4(home, tmp_path, capsys):
     """The full-size network: a 640×427 photograph (short side under 504: tiled, then its top-left 504×504) and a
     128×128 one (tiled). Both give five equal windows, so each costs one ViT-B pass here and in Forensight."""
@@ -335,6 +336,7 @@ def test_community_forensics(home, tmp_path, capsys, size, resize, family, varia
     assert np.ptp(expected) > 0.05
 
 
+@pytest.mark.slow
 def test_community_forensics_explains_on_its_tokens_and_reports(home, tmp_path):
     state = random_state(vit_shapes(384, 12, 16, 576, prefix="vit."), seed=7)
     state["vit.head.weight"] = state["vit.head.weight"] * 20  # decisive: the report may get a flagged page

@@ -1,6 +1,4 @@
 """The desktop app as a user drives it: real widgets (offscreen), a real case file, real (tiny) detectors."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,12 +11,14 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.case.store import Case  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
-from app.ui.scan.results_model import SCORE, THUMBNAIL, UNREADABLE, verdict  # noqa: E402
+from app.ui.scan.results_model import SCORE, THUMBNAIL, verdict  # noqa: E402
 from models.card import ModelCard, default_input_spec  # noqa: E402
+from models.labels import UNREADABLE  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
 from models.registry import build_model  # noqa: E402
 from tests import images  # noqa: E402
-from tests.conftest import REPO, make_model  # noqa: E402
+from tests.commands import run_python  # noqa: E402
+from tests.conftest import make_model  # noqa: E402
 
 SCAN_TIMEOUT_MS = 60_000
 
@@ -74,8 +74,8 @@ def test_scan_shows_one_row_per_file_with_reasons_and_histogram(scanned):
         else:
             assert verdict(rows[name]) == UNREADABLE and reason in rows[name].error.lower(), name
     scored = [row for row in rows.values() if row.p_fake is not None]
-    assert window.histogram.total() == len(scored) == 13
-    by_label = {name: sum(values) for name, values in window.histogram.counts().items()}
+    assert window.histogram.view.total() == len(scored) == 13
+    by_label = {name: sum(values) for name, values in window.histogram.view.counts().items()}
     assert by_label == {label: sum(1 for r in scored if r.label == label) for label in by_label}
     assert len(by_label) == 3, "the spread model should give real, AI-generated and inconclusive rows"
     assert "Scanned 18 of 18 files" in window.statusBar().currentMessage()
@@ -91,7 +91,7 @@ def test_histogram_splits_by_true_class_when_folders_name_it(qtbot, home, tmp_pa
             images.gradient(40, 40, seed=i + 10 * count).save(tmp_path / "set" / cls / f"{i}.png")
     window = open_window(qtbot)
     scan(qtbot, window, tmp_path / "set")
-    counts = {name: sum(values) for name, values in window.histogram.counts().items()}
+    counts = {name: sum(values) for name, values in window.histogram.view.counts().items()}
     assert counts == {"real (folder name)": 3, "fake (folder name)": 2}
 
 
@@ -181,7 +181,7 @@ def test_stop_mid_scan_keeps_what_was_scored(qtbot, home, tmp_path):
     assert QKeySequence("Esc") in window.stop_action.shortcuts()
     window.start_scan()
     qtbot.waitUntil(lambda: window.results.model.rowCount() >= 2, timeout=SCAN_TIMEOUT_MS)
-    assert window.progress.isVisible()
+    assert window.scans.progress.isVisible()
     window.stop_action.trigger()  # what Esc / Ctrl+. do
     qtbot.waitUntil(lambda: not window.is_scanning(), timeout=SCAN_TIMEOUT_MS)
 
@@ -191,7 +191,7 @@ def test_stop_mid_scan_keeps_what_was_scored(qtbot, home, tmp_path):
     assert 2 <= shown < 150
     assert window.last_summary.cancelled
     assert window.statusBar().currentMessage().startswith(f"Stopped after {shown} of 150")
-    assert window.histogram.total() == shown
+    assert window.histogram.view.total() == shown
 
     # scanning again resumes; closing the window mid-scan stops it at once and keeps what was scored
     case_path = window.case.path
@@ -221,10 +221,16 @@ def test_closing_and_reopening_shows_the_same_rows(scanned, qtbot, tmp_path):
     assert [(r.path, r.p_fake, r.label, r.error) for r in again.results.model.rows()] == before
 
 
-def test_export_csv_writes_every_row(scanned, tmp_path):
+def export_csv(qtbot, window: MainWindow, path: Path) -> None:
+    """File > Export CSV, written on a worker: done when the status bar says so."""
+    window.export_csv(path)
+    qtbot.waitUntil(lambda: f"rows to {path}" in window.statusBar().currentMessage(), timeout=SCAN_TIMEOUT_MS)
+
+
+def test_export_csv_writes_every_row(scanned, qtbot, tmp_path):
     window, expected = scanned
     out = tmp_path / "export.csv"
-    window.export_csv(out)
+    export_csv(qtbot, window, out)
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1 + len(expected)
     assert "'=HYPERLINK(evil).png" in out.read_text(encoding="utf-8")  # the CLI's safe exporter
@@ -236,7 +242,7 @@ def test_export_report_writes_the_pdf_and_its_hash_off_the_gui_thread(scanned, q
     window, _ = scanned
     out = tmp_path / "report.pdf"
     window.export_report(out, title="GUI report", examiner="Desk Examiner")
-    qtbot.waitUntil(lambda: not window.report_tasks.busy(), timeout=SCAN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.reports.busy(), timeout=SCAN_TIMEOUT_MS)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     assert out.read_bytes().startswith(b"%PDF")
     assert (tmp_path / "report.pdf.sha256").read_text() == f"{digest}  report.pdf\n"
@@ -269,7 +275,7 @@ def test_report_progress_shows_in_the_status_bar_while_the_action_waits(scanned,
     from app.report.data import is_flagged
 
     window, expected = scanned
-    bar, label = window.report_progress, window.report_label
+    bar, label = window.reports.bar, window.reports.label
     total = len(expected) + sum(1 for row in window.results.model.rows() if is_flagged(row))
     seen = []  # what the user saw after each progress step (this slot runs after the window's own)
 
@@ -278,7 +284,7 @@ def test_report_progress_shows_in_the_status_bar_while_the_action_waits(scanned,
                          visible=bar.isVisible(), value=bar.value(), maximum=bar.maximum(), text=label.text(),
                          action=window.report_action.isEnabled()))
 
-    window.report_progress_relay.changed.connect(record, Qt.ConnectionType.QueuedConnection)
+    window.reports.progressed.connect(record)
     values = []
     bar.valueChanged.connect(values.append)
     out = tmp_path / "progress.pdf"
@@ -362,7 +368,7 @@ def test_model_manager_lists_models_imports_and_refuses_a_broken_file(qtbot, hom
         dialog.import_model(tmp_path / "gamma.safetensors")
     assert finished.args == [True]
     assert dialog.model_ids() == ["alpha", "beta", "gamma"]
-    assert "gamma" in [window.model_picker.itemData(i) for i in range(window.model_picker.count())]
+    assert "gamma" in [window.toolbar.model_picker.itemData(i) for i in range(window.toolbar.model_picker.count())]
 
 
 def test_forensight_without_arguments_opens_the_window(monkeypatch):
@@ -377,7 +383,8 @@ def test_forensight_without_arguments_opens_the_window(monkeypatch):
 def test_command_line_subcommands_never_import_qt(home):
     code = ("import sys; from app.cli.main import main; main(['models', 'list']); "
             "print('QT' if any(m.startswith('PySide6') for m in sys.modules) else 'NO-QT')")
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    # a fresh interpreter: this test run has loaded Qt already, a new process shows what the command loads
+    run = run_python(code, timeout=120)
     assert run.stdout.strip().endswith("NO-QT"), run.stdout + run.stderr
 
 

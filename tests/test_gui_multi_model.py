@@ -15,6 +15,7 @@ from app.ui.scan.results_model import COLUMNS, SORT_ROLE
 from models.labels import AGREE, agreement
 from models.library import ModelLibrary
 from tests.multi_model_data import FILES, add_model, read_csv
+from tests.test_gui import export_csv
 
 SCAN_TIMEOUT_MS = 60_000
 
@@ -27,12 +28,12 @@ def window(qtbot, home) -> MainWindow:
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    window.model_picker.setCurrentIndex(window.model_picker.findData("alpha"))
+    window.toolbar.model_picker.setCurrentIndex(window.toolbar.model_picker.findData("alpha"))
     return window
 
 
 def tick(window: MainWindow, model_id: str, on: bool = True) -> None:
-    items = [window.model_choices.item(i) for i in range(window.model_choices.rowCount())]
+    items = [window.toolbar.model_choices.item(i) for i in range(window.toolbar.model_choices.rowCount())]
     item = next(item for item in items if item.data() == model_id)
     item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
@@ -62,7 +63,7 @@ def case_rows(window: MainWindow, model_id: str) -> dict:
 
 def test_two_model_scan_shows_a_column_per_model_and_their_agreement(qtbot, window, folder):
     tick(window, "beta")
-    assert window.picked_model_ids() == ["alpha", "beta"] and "1 model" in window.also_button.text()
+    assert window.picked_model_ids() == ["alpha", "beta"] and "1 model" in window.toolbar.also_button.text()
     scan(qtbot, window, folder)
 
     assert headers(window) == [*COLUMNS[:2], "P(fake) alpha", *COLUMNS[3:], "P(fake) beta", "Agreement"]
@@ -87,13 +88,13 @@ def test_two_model_scan_shows_a_column_per_model_and_their_agreement(qtbot, wind
 def test_histogram_shows_the_chosen_models_scores(qtbot, window, folder):
     tick(window, "beta")
     scan(qtbot, window, folder)
-    chooser = window.histogram_model
+    chooser = window.histogram.chooser
     assert [chooser.itemData(i) for i in range(chooser.count())] == ["alpha", "beta"] and chooser.isEnabled()
     for model_id in ("beta", "alpha"):
         chooser.setCurrentIndex(chooser.findData(model_id))
         want = Counter(row.label for row in case_rows(window, model_id).values() if row.label and not row.error)
-        got = {name: sum(values) for name, values in window.histogram.counts().items()}
-        assert got == dict(want) and window.histogram.total() == FILES - 1, model_id
+        got = {name: sum(values) for name, values in window.histogram.view.counts().items()}
+        assert got == dict(want) and window.histogram.view.total() == FILES - 1, model_id
     assert Counter(row.label for row in case_rows(window, "alpha").values()) != \
         Counter(row.label for row in case_rows(window, "beta").values())  # the choice is not cosmetic
 
@@ -102,14 +103,14 @@ def test_unticking_returns_to_one_column_and_exports_follow_the_table(qtbot, win
     tick(window, "beta")
     scan(qtbot, window, folder)
     both = tmp_path / "both.csv"
-    window.export_csv(both)
+    export_csv(qtbot, window, both)
     header, rows = read_csv(both)
     assert {"p_fake[alpha]", "p_fake[beta]", "agreement"} <= set(header) and len(rows) == FILES
 
     tick(window, "beta", False)
-    assert headers(window) == list(COLUMNS) and not window.histogram_model.isEnabled()
+    assert headers(window) == list(COLUMNS) and not window.histogram.chooser.isEnabled()
     one = tmp_path / "one.csv"
-    window.export_csv(one)
+    export_csv(qtbot, window, one)
     assert read_csv(one)[0] == CSV_COLUMNS
 
 

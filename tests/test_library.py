@@ -12,7 +12,7 @@ from models.card import CardError, ModelCard, sha256_file
 from models.checkpoints import CheckpointError
 from models.library import ModelLibrary, ModelNotFoundError, NoModelError
 from models.registry import build_model
-from tests.commands import run_process
+from tests.commands import run_cli, run_process
 from tests.conftest import make_model
 
 
@@ -138,7 +138,12 @@ def test_default_remove_and_shipped_models(home, tmp_path, monkeypatch):
 
 
 def _forensight(home, *args):
-    return run_process(*args, home=home, timeout=120)  # a regression that blocks (FIFO) fails instead
+    return run_cli(*args, home=home)  # in-process, as typed (tests/commands.py)
+
+
+def _forensight_that_may_block(home, *args):
+    # a real process: a regression that blocks reading a FIFO must fail by its timeout, not hang the test run
+    return run_process(*args, home=home, timeout=120)
 
 
 def _one_line_error(run) -> str:
@@ -187,10 +192,13 @@ def test_weights_made_nan_after_import_are_refused_on_load(home):
         library.load("later")
 
 
+@pytest.mark.slow
 def test_importing_a_fifo_or_a_device_is_refused_without_reading(home, tmp_path):
     os.mkfifo(tmp_path / "pipe.pth")  # reading it would block until a writer comes: never, here
-    assert "is a FIFO (named pipe)" in _one_line_error(_forensight(home, "models", "import", tmp_path / "pipe.pth"))
-    assert "is a character device" in _one_line_error(_forensight(home, "models", "import", "/dev/zero"))
+    run = _forensight_that_may_block(home, "models", "import", tmp_path / "pipe.pth")
+    assert "is a FIFO (named pipe)" in _one_line_error(run)
+    run = _forensight_that_may_block(home, "models", "import", "/dev/zero")
+    assert "is a character device" in _one_line_error(run)
 
 
 def test_a_card_folder_whose_weights_are_a_fifo_is_refused(home, tmp_path):
@@ -199,7 +207,7 @@ def test_a_card_folder_whose_weights_are_a_fifo_is_refused(home, tmp_path):
     folder.mkdir()
     (folder / "card.json").write_bytes((source.directory / "card.json").read_bytes())
     os.mkfifo(folder / "weights.safetensors")
-    line = _one_line_error(_forensight(home, "models", "import", folder))
+    line = _one_line_error(_forensight_that_may_block(home, "models", "import", folder))
     assert "weights.safetensors is a FIFO (named pipe), not a checkpoint file" in line
 
 

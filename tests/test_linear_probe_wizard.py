@@ -1,10 +1,10 @@
 """Models → Train a model… with the linear_probe recipe: the wizard asks for the image tower, hides what a probe
 does not use, and fits the probe through the same path as `forensight train`."""
-import pytest
-
 import pytestqt  # noqa: F401  a dev dependency: missing, the GUI tests must fail, not skip
 
-open_clip = pytest.importorskip("open_clip")
+from tests.needs import dependency
+
+open_clip = dependency("open_clip")  # a project dependency: skipped locally, a failure in CI when missing
 
 from models.library import ModelLibrary  # noqa: E402
 from tests.test_linear_probe import tiny_tower, tinted_dataset  # noqa: E402
@@ -37,7 +37,7 @@ def test_wizard_fits_a_linear_probe_on_a_tower_file(qtbot, home, tmp_path):
     card = ModelLibrary().get("wizard-probe").card
     assert (card.family, card.architecture) == ("probe", "tower_linear")
     assert card.provenance["recipe"]["tower"] == str(tower)
-    assert window.model_picker.findData("wizard-probe") >= 0
+    assert window.toolbar.model_picker.findData("wizard-probe") >= 0
     wizard.next()
     assert "Accuracy" in wizard.result_page.card_view.toPlainText()
 

@@ -34,6 +34,7 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
     assert previous["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
 
 
+@pytest.mark.slow
 def test_card_numbers_hold_on_the_shipped_offline_holdout(shipped_library, tmp_path):
     model = shipped_library.load(MODEL)
     report = evaluate(model, HOLDOUT, tmp_path / "eval", split="all", device="cpu", sweeps=False)

@@ -1,9 +1,6 @@
 """Several detectors in one pass: each file read, hashed and decoded once, scored by every model under its own
 input policy, recorded per model in the case, reused per model, and reported side by side (CSV, PDF)."""
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from app.services.scanning import list_entries, run_scan
 from models.engine import MultiScanEngine, ScanEngine
 from models.library import ModelLibrary
 from tests.commands import run_in_process
+from tests.needs import pdf_text
 from tests.multi_model_data import FILES, add_model, read_csv
 
 
@@ -61,7 +59,7 @@ def test_case_holds_each_models_rows_and_reuses_scores_per_model(two_models, fol
     assert sorted(analysed) == sorted(folder.iterdir())  # each file's metadata checked once, not once per model
     with Case(case_path, readonly=True) as case:
         assert case.count_results("alpha") == case.count_results("beta") == FILES
-        assert {m for m, _w, _n in case.models()} == {"alpha", "beta"}
+        assert {model.model_id for model in case.models()} == {"alpha", "beta"}
         assert case.evidence_for(case.rows("beta")[0].file_id)  # the findings are the file's, whichever model
 
     decodes.clear()
@@ -129,13 +127,11 @@ def test_the_same_model_twice_is_scanned_once(two_models, folder, tmp_path, caps
     assert read_csv(out)[0] == COLUMNS
 
 
-@pytest.mark.skipif(not shutil.which("pdftotext") and not os.environ.get("CI"), reason="needs poppler's pdftotext")
-def test_pdf_report_lists_every_model_and_each_models_score_per_file(two_models, folder, tmp_path):
+def test_pdf_report_lists_every_model_and_each_models_score_per_file(two_models, folder, tmp_path, poppler):
     case_path = tmp_path / "case.sqlite"
     scan_case(case_path, folder, MultiScanEngine(engines(two_models, "alpha", "beta")))
     info = build_report(case_path, tmp_path / "report.pdf", device="cpu")
-    text = subprocess.run(["pdftotext", "-layout", str(info.pdf_path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    text = pdf_text(info.pdf_path, "-layout")
     assert re.search(r"Results of model\s+alpha\n", text)  # the first model given is the one reported
     for model_id in ("alpha", "beta"):
         assert f"Model {model_id} ({model_id})" in text  # its card facts in the method section
@@ -143,4 +139,10 @@ def test_pdf_report_lists_every_model_and_each_models_score_per_file(two_models,
     with Case(case_path, readonly=True) as case:
         row = next(r for r in case.rows("beta") if Path(r.path).name == "p1.png")
     assert f"beta {row.p_fake:.3f}" in text  # each model's score in the file table
-    assert "Models agree" in text or "Models differ" in text
+    with Case(case_path, readonly=True) as case:  # files both models labelled, and those they labelled alike
+        labels = [{r.file_id: r.label for r in case.rows(m) if r.label and not r.error} for m in ("alpha", "beta")]
+    both = labels[0].keys() & labels[1].keys()
+    agreed = sum(labels[0][f] == labels[1][f] for f in both)
+    assert both and (text.count("Models agree"), text.count("Models differ")) == (agreed, len(both) - agreed)
+    assert (f"{agreed} of {len(both)} files labelled by all 2 models get the same label from each; "
+            f"{len(both) - agreed} differ") in " ".join(text.split())

@@ -3,7 +3,6 @@ temporary file (issue 10, findings 1, 7, 9, 10, 12, 14). Commands run in-process
 a user types them (no -q), except where a real process is the point (signals)."""
 import csv
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.commands import run_in_process
+from tests.commands import run_in_process, run_python
 from tests import images
-from tests.conftest import REPO
 
 
 forensight = run_in_process
@@ -150,7 +148,7 @@ def test_readme_report_command_with_progress_bar_and_csv_with_evidence(tiny_mode
 def test_report_leaves_no_partial_file_and_matching_permissions(tiny_model, evidence, tmp_path, capsys):
     case = tmp_path / "c.sqlite"
     assert forensight(capsys, "scan", evidence, "--case", case)[0] == 0
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])  # a process only for its pid, dead by the report
     dead.wait()
     stale = tmp_path / f".r.pdf.{dead.pid}.partial"  # what a report killed with -9 leaves behind
     stale.write_bytes(b"%PDF-1.4 half")
@@ -162,15 +160,16 @@ def test_report_leaves_no_partial_file_and_matching_permissions(tiny_model, evid
 
 
 def run_with_patch(patch: str, *args) -> subprocess.CompletedProcess:
-    """A real `forensight` process with `patch` (Python lines) applied before main() runs."""
+    """A real `forensight` process with `patch` (Python lines) applied before main() runs. A process, because the
+    point is a signal (SIGINT, SIGTERM) sent to it: in the test run it would hit pytest's own handlers."""
     script = f"import os, signal, sys, time\n{patch}\nfrom app.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
-    return subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=REPO, capture_output=True,
-                          text=True, env=os.environ.copy(), timeout=120)
+    return run_python(script, *args, timeout=120)
 
 
 CTRL_C = "def interrupted(*a, **k):\n    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(5)\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("patch", [
     "import app.services.scanning\n" + CTRL_C + "app.services.scanning.list_entries = interrupted",  # while listing files
     "import models.library\n" + CTRL_C + "models.library.ModelLibrary.load = interrupted",  # loading the model
@@ -199,6 +198,7 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_goes_to_the_log(tiny_
     assert "Traceback" in log and "simulated bug deep inside" in log and "def broken" not in err
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_report_removes_its_temporary_file(tiny_model, evidence, tmp_path, capsys):
     case = tmp_path / "c.sqlite"
     assert forensight(capsys, "scan", evidence, "--case", case)[0] == 0
@@ -253,12 +253,12 @@ def test_files_named_like_sqlite_side_files_are_not_taken_for_ours(tiny_model, e
 def test_a_first_release_case_with_relative_paths_keeps_reports_out_of_its_folders(tmp_path, capsys, monkeypatch):
     import sqlite3
 
-    from app.case.store import _V1_SCHEMA
+    from app.case.schema import V1_SCHEMA
 
     (tmp_path / "t2" / "real" / "sub").mkdir(parents=True)
     case = tmp_path / "v1.sqlite"
     db = sqlite3.connect(case)
-    db.executescript(_V1_SCHEMA)
+    db.executescript(V1_SCHEMA)
     db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
     db.execute("INSERT INTO files (path, first_seen) VALUES ('real/sub/a.jpg', 1.0)")  # as the release stored it
     db.execute("INSERT INTO results (file_id, model_id, weights_sha256, p_fake, label, scored_at) "

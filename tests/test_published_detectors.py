@@ -206,6 +206,7 @@ def test_npr(home, tmp_path):
     assert np.ptp(expected) > 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not WHOLE, reason="needs the 'full' input policy (the authors feed the whole picture)")
 def test_grip_resnet50_nodown_corvi_and_gragnaniello(home, tmp_path):
     """One set of weights in both containers: Corvi's logits averaged over positions and Gragnaniello's pooled

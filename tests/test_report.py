@@ -1,10 +1,9 @@
 """The PDF report, built from a real scanned case and read back with poppler (pdftoppm, pdftotext)."""
 import hashlib
-import os
 import re
-import shutil
 import subprocess
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +18,11 @@ from models.card import ModelCard, default_input_spec
 from models.engine import ScanEngine
 from models.library import ModelLibrary
 from models.registry import build_model
-from tests.commands import run_process
-from tests import images
+from tests.commands import run_cli
+from tests import images, needs
 
-# Skipped only on a developer's machine without poppler; in CI (.ci/run installs it) a missing tool fails.
-pytestmark = pytest.mark.skipif(not (shutil.which("pdftoppm") and shutil.which("pdftotext"))
-                                and not os.environ.get("CI"),
-                                reason="needs poppler-utils (pdftoppm, pdftotext) to read the PDF back")
+# poppler reads the PDF back: skipped on a developer's machine without it, a failure under CI (tests/needs.py)
+pytestmark = pytest.mark.usefixtures("poppler")
 
 
 def spread_model(library: ModelLibrary):
@@ -52,14 +49,17 @@ def case_file(home, tmp_path) -> tuple[Path, dict]:
     return path, expected
 
 
-def pdf_text(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+pdf_text, pdf_pages = needs.pdf_text, needs.pdf_pages
 
 
-def pdf_pages(pdf: Path, out: Path) -> list[Path]:
-    out.mkdir()
-    subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(out / "page")], check=True)
-    return sorted(out.glob("page-*.png"))
+def assert_shown_with_offset(text: str, label: str, offset: timedelta) -> None:
+    """The timestamp after `label` is ISO 8601 with an explicit offset (±HH:MM or Z), the one expected, and
+    names the present moment (a UTC time labelled with the local offset would be hours off)."""
+    found = re.search(rf"{label}\s+(\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)([+-]\d\d:\d\d|Z)\b", text)
+    assert found, f"no ISO 8601 timestamp with an explicit offset after {label!r}"
+    shown = datetime.fromisoformat(found.group(1) + found.group(2).replace("Z", "+00:00"))
+    assert shown.utcoffset() == offset, found.group(0)
+    assert abs(shown - datetime.now(timezone.utc)) < timedelta(minutes=10), found.group(0)
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_report_holds_every_part_an_examiner_needs(case_file, tmp_path, kathmand
     text = pdf_text(pdf)
     with Case(case_path) as case:
         rows = case.rows()
-        weights = case.models()[0][1]
+        weights = case.models()[0].weights_sha256
     labels = [r.label for r in rows if not r.error]
     assert "Jane Q. Examiner" in text and "Case <42> & co" in text  # escaped markup, shown literally
     assert "Page 1 of" in text and f"Page {info.pages} of {info.pages}" in text
@@ -107,8 +107,7 @@ def test_report_holds_every_part_an_examiner_needs(case_file, tmp_path, kathmand
     for name, reason in expected.items():
         if reason:
             assert name in appendix and reason in appendix.replace("\n", " ")
-    created = re.search(r"Created\s+(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\S+)", text)
-    assert created and created.group(2) == "+05:45"  # the examiner's clock, with its offset
+    assert_shown_with_offset(text, "Created", timedelta(hours=5, minutes=45))  # the examiner's clock
 
     sidecar = Path(str(pdf) + ".sha256")
     digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
@@ -150,7 +149,6 @@ def test_unknown_model_and_missing_case_are_errors(case_file, tmp_path):
     assert not (tmp_path / "missing.sqlite").exists() and not (tmp_path / "r.pdf").exists()
 
 
-run_cli = run_process
 
 
 def test_cli_report_writes_pdf_hash_and_csv(case_file, tmp_path):
@@ -205,10 +203,9 @@ def test_names_in_any_script_are_printed_exactly(home, tmp_path):
         assert shown in text.replace("\n", ""), shown
     assert "事件 2026-041 报告 — case case.sqlite" in text  # the running header too
     assert "김민준" in text
-    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
-    if fonts:  # pdffonts ships with pdftotext in poppler-utils
-        cjk = [line for line in fonts.splitlines() if "FS-CJK" in line or "WenQuanYi" in line]
-        assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, so any reader shows it
+    fonts = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True).stdout
+    cjk = [line for line in fonts.splitlines() if "FS-CJK" in line or "WenQuanYi" in line]
+    assert cjk and all(" yes " in line for line in cjk), fonts  # embedded, so any reader shows it
     assert pdf.stat().st_size < 600_000  # only the used glyphs of the 5 MB font are embedded
 
 

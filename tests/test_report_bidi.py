@@ -5,10 +5,7 @@ position, so the tests below read what a person sees on the page. The expected f
 the Unicode rules, not from the libraries the report uses.
 """
 import html
-import os
 import re
-import shutil
-import subprocess
 import unicodedata
 from pathlib import Path
 
@@ -16,10 +13,11 @@ import pytest
 
 from app.report import build_report
 from app.report.fonts import visual
+from tests.needs import pdf_text
 from tests.test_report import case_of_named_files
 
-pytestmark = pytest.mark.skipif(not shutil.which("pdftotext") and not os.environ.get("CI"),
-                                reason="needs poppler-utils (pdftotext); CI must have it")
+# poppler reads the PDF back: skipped on a developer's machine without it, a failure under CI (tests/needs.py)
+pytestmark = pytest.mark.usefixtures("poppler")
 
 HEBREW = "תמונה"  # "picture"
 ARABIC = "صورة"  # "picture"
@@ -39,8 +37,7 @@ MUHAMMAD = joined(("MEEM", "INITIAL"), ("HAH", "MEDIAL"), ("MEEM", "MEDIAL"), ("
 
 def drawn_lines(pdf: Path) -> list[tuple[int, float, str]]:
     """(page, top, words of the line left to right as drawn) for every text line of the PDF."""
-    xml = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], check=True, capture_output=True,
-                         text=True).stdout
+    xml = pdf_text(pdf, "-bbox-layout")
     lines = []
     for page, body in enumerate(xml.split("<page ")[1:], 1):
         for line in re.findall(r"<line[^>]*>(.*?)</line>", body, re.S):
@@ -72,8 +69,7 @@ def test_hebrew_and_arabic_are_shaped_and_drawn_right_to_left(home, tmp_path):
     assert first[0] == last[0] and first[1] < last[1], (first, last)
 
     # pdftotext -layout rebuilds the reading order: each right-to-left word read from its right end
-    layout = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
-                            text=True).stdout
+    layout = pdf_text(pdf, "-layout")
     layout = re.sub("[\u202a-\u202e]", "", layout)  # the embedding marks pdftotext puts around such words
     assert HEBREW in layout and HEBREW[::-1] not in layout
     assert SURA in layout and MUHAMMAD in layout and ARABIC[::-1] not in layout

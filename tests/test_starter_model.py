@@ -1,13 +1,11 @@
 """The shipped starter model: in the library with no step, honestly labelled, and its card's numbers hold."""
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from training.evaluate import evaluate
 from training.inspect_data import inspect_dataset
+from tests.commands import run_cli
 from tests.conftest import HOLDOUT, REPO, TOLERANCE
 
 STARTER = "starter-effnet-lite0"
@@ -44,11 +42,10 @@ def test_holdout_has_no_format_size_or_aspect_shortcut():
     assert report["shortcuts"] == [], report["shortcuts"]
 
 
-def test_readme_first_command_scans_the_samples(tmp_path):
-    env = os.environ | {"FORENSIGHT_HOME": str(tmp_path / "home")}
-    env.pop("FORENSIGHT_SHIPPED_MODELS", None)
-    run = subprocess.run([sys.executable, "-m", "app", "scan", "resources/samples", "--recursive", "-q"], cwd=REPO,
-                         capture_output=True, text=True, env=env, timeout=300)
+def test_readme_first_command_scans_the_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORENSIGHT_HOME", str(tmp_path / "home"))  # a new user's: the shipped models only
+    monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
+    run = run_cli("scan", "resources/samples", "--recursive", "-q", cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert "Model modern-effnet-lite0" in run.stderr  # the default since the modern detector shipped
     samples = [p for p in (REPO / "resources" / "samples").rglob("*") if p.is_file()]
@@ -56,6 +53,7 @@ def test_readme_first_command_scans_the_samples(tmp_path):
     assert re.search(r"unreadable\s+0\n", run.stdout)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["tiles/max", "ten_crop/mean_logit"])
 def test_the_cards_policy_comparison_holds_on_the_shipped_holdout(shipped_library, tmp_path, policy):
     """The card ships the policy its measurement chose, and the numbers it gives for the others can be re-checked."""

@@ -198,8 +198,7 @@ def test_odd_shapes_get_a_score_with_a_note_never_a_crash(home, tmp_path, policy
 
 
 def test_a_picture_at_the_decompression_bomb_limit_is_tiled(cnn, tmp_path):
-    path = tmp_path / "limit.png"
-    Image.new("L", (16000, 16000), 128).save(path, compress_level=1)  # exactly MAX_PIXELS: allowed
+    path = images.flat_png(tmp_path / "limit.png", 16000, 16000)  # exactly MAX_PIXELS: allowed
     too_big = images.png_bomb(tmp_path / "over.png", 16001, 16000)
     at_limit, over = tiled_engine(cnn, policy="tiles", max_tiles=64).scan([path, too_big])
     assert at_limit.ok and len(at_limit.tiles) == 64 and at_limit.width == 16000

@@ -16,6 +16,7 @@ def trace_data(tmp_path_factory):
     return make_trace_dataset(tmp_path_factory.mktemp("trace"), per_class=150)
 
 
+@pytest.mark.slow
 def test_simple_cnn_learns_an_upsampling_trace(trace_data, tmp_path):
     recipe = get_recipe("cifake_cnn").with_overrides(QUICK)
     events = []

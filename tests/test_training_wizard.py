@@ -70,7 +70,7 @@ def test_wizard_trains_a_model_into_the_library_and_makes_it_the_default(qtbot, 
     assert entry.card.provenance["recipe"]["epochs"] == 3
     assert entry.card.provenance["data"]["all"]["count"] == 300
     assert entry.card.trained_on.endswith("(150 real, 150 fake)")
-    assert window.model_picker.findData("wizard-trace") >= 0  # offered for scanning at once
+    assert window.toolbar.model_picker.findData("wizard-trace") >= 0  # offered for scanning at once
 
     wizard.next()
     assert "Accuracy" in wizard.result_page.card_view.toPlainText()
@@ -90,11 +90,12 @@ def test_stop_keeps_the_best_checkpoint_and_resume_finishes(qtbot, home, trace_d
     wizard.next()
     worker = page.worker
 
-    def stop_after_epoch_one(event):  # runs in the training thread, so the stop lands in epoch 2 for sure
+    def stop_after_epoch_one(values):  # runs in the training thread, so the stop lands in epoch 2 for sure
+        event, = values
         if event.kind == "epoch_end" and event.epoch == 1:
             worker.stop()
 
-    worker.event.connect(stop_after_epoch_one, Qt.ConnectionType.DirectConnection)
+    worker.progressed.connect(stop_after_epoch_one, Qt.ConnectionType.DirectConnection)
     qtbot.waitUntil(lambda: not page.is_running(), timeout=TRAIN_TIMEOUT_MS)
 
     assert page.outcome.result.status == "cancelled" and page.outcome.result.best_epoch == 1
@@ -158,28 +159,28 @@ def test_closing_the_wizard_mid_training_stops_it_and_trains_nothing(qtbot, home
     window, wizard = start_training(qtbot, trace_data, "abandoned", 200)
     page = wizard.train_page
     qtbot.waitUntil(lambda: len(page.chart.points("val_loss")) >= 1, timeout=TRAIN_TIMEOUT_MS)
-    thread = page.thread
+    runs = page.runs
     wizard.reject()
     assert window.training_wizard is None
-    qtbot.waitUntil(thread.isFinished, timeout=TRAIN_TIMEOUT_MS)  # it stops on its own, within a batch
+    qtbot.waitUntil(lambda: not runs.busy(), timeout=TRAIN_TIMEOUT_MS)  # it stops on its own, within a batch
     assert "abandoned" not in [e.card.id for e in ModelLibrary().entries()]
 
 
 def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, trace_data, monkeypatch):
     import threading
 
-    import app.ui.training.worker as training_worker
+    import app.ui.training.wizard as training_wizard
     import training.inspect_data as inspect_data
 
     release = threading.Event()  # holds the background work in a step that ignores Stop until the test lets go
-    monkeypatch.setattr(training_worker, "run_training", lambda *args, **kwargs: release.wait(60))
+    monkeypatch.setattr(training_wizard, "run_training", lambda *args, **kwargs: release.wait(60))
     monkeypatch.setattr(inspect_data, "inspect_dataset", lambda *args, **kwargs: release.wait(60) and {})
     window, wizard = start_training(qtbot, trace_data, "stuck", 1)
-    thread = wizard.train_page.thread
+    runs = wizard.train_page.runs
     wizard.reject()  # returns while the run is still busy: the window is never frozen
-    assert thread.isRunning() and window.training_wizard is None
+    assert runs.busy() and window.training_wizard is None
     release.set()
-    qtbot.waitUntil(thread.isFinished, timeout=30_000)
+    qtbot.waitUntil(lambda: not runs.busy(), timeout=30_000)
 
     release.clear()
     wizard = window.train_model()
@@ -193,6 +194,7 @@ def test_closing_never_waits_for_a_step_that_cannot_be_interrupted(qtbot, home, 
     qtbot.waitUntil(lambda: not tasks.busy(), timeout=30_000)  # the check ends unseen, nothing is touched
 
 
+@pytest.mark.slow
 def test_the_new_model_is_evaluated_on_the_datas_own_test_split(qtbot, home, tmp_path):
     make_trace_dataset(tmp_path / "data" / "train", per_class=150, seed=0)
     make_trace_dataset(tmp_path / "data" / "test", per_class=40, seed=1)

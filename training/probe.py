@@ -9,16 +9,14 @@ one safetensors file) that scans, explains and is evaluated like any other.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from models.card import ModelCard
+from models.card import InputSpec, ModelCard
 from models.checkpoints import StateDict
 from models.device import select_device
 from models.engine import CancelToken
@@ -26,8 +24,10 @@ from models.families import tower_linear, towers
 from models.library import ModelLibrary
 from training.calibration import log_loss
 from training.data import Dataset
-from training.features import FeatureCache, Throttle, cache_key, extract
+from training.features import Extracted, FeatureCache, Throttle, cache_key, extract
 from training.recipes import Recipe
+from training.run import (OWN_DATA_LIMITATIONS, PreparedData, TrainingEvent, TrainingResult, describe_data,
+                          json_safe, message_sender, prepare_data, seed_everything, utc_now, validation_metrics)
 
 C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse L2 strengths tried on the validation split (features standardised)
 
@@ -62,7 +62,7 @@ def load_tower(recipe: Recipe, library: ModelLibrary) -> Tower:
     return Tower(module.tower.state_dict(), config, sha, f"library model {entry.card.id}")
 
 
-def probe_input(recipe: Recipe, config: dict[str, Any]):
+def probe_input(recipe: Recipe, config: dict[str, Any]) -> InputSpec:
     """UnivFD's input (the tower's size, central pixels at native resolution, CLIP mean/std), with the recipe's
     input.* overrides; the features are computed with exactly what scans will use."""
     spec = replace(towers.native_crop_input(config), **recipe.scan_input)
@@ -72,19 +72,15 @@ def probe_input(recipe: Recipe, config: dict[str, Any]):
 
 def fit_probe(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callable | None = None,
               cancel: CancelToken | None = None, device: str | None = None, model_id: str | None = None,
-              library: ModelLibrary | None = None):
-    from training.trainer import TrainingEvent, TrainingResult, prepare_data, seed_everything
-
+              library: ModelLibrary | None = None) -> TrainingResult:
     cancel, on_event = cancel or CancelToken(), on_event or (lambda event: None)
-
-    def emit(message: str) -> None:
-        on_event(TrainingEvent("message", message=message))
-
+    emit = message_sender(on_event)
     library = library or ModelLibrary()
     run_dir = Path(run_dir)
     seed_everything(recipe.seed, recipe.deterministic)
     dev = select_device(device)
-    dataset, train, val = prepare_data(recipe, data, emit, cancel)
+    prepared = prepare_data(recipe, data, emit, cancel)
+    train, val = prepared.train, prepared.val
     tower = load_tower(recipe, library)
     spec = probe_input(recipe, tower.config)
     on_event(TrainingEvent("started", epochs=1, values={"train": len(train), "val": len(val), "device": str(dev),
@@ -107,7 +103,8 @@ def fit_probe(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: 
     head = fit_head(x[:len(train)], y[:len(train)], x[len(train):], y[len(train):], recipe)
     row = {"epoch": 1, **head.scores, "lr": 0.0}
     on_event(TrainingEvent("epoch_end", 1, 1, values=row))
-    card = probe_card(recipe, model_id or recipe.name, spec, tower, dataset, train, val, head, got, cache, dev)
+    card = probe_card(recipe, model_id=model_id or recipe.name, spec=spec, tower=tower, data=prepared, head=head,
+                      features=got, cache=cache, device=dev)
     on_event(TrainingEvent("finished", 1, 1, values=card.metrics["validation"],
                            message=f"probe fitted (C = {head.c:g})"))
     state = tower_linear.combined_state(tower.state, torch.from_numpy(head.weight), torch.from_numpy(head.bias))
@@ -154,30 +151,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
-def probe_card(recipe, model_id, spec, tower: Tower, dataset, train, val, head: Head, got, cache, dev) -> ModelCard:
-    from training.metrics import compute_metrics
-
-    metrics = compute_metrics([s.label for s in val], head.val_p.tolist(), threshold=0.5)
-    compact = {k: metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy", "roc_auc", "average_precision",
-                                           "f1_fake", "mcc", "log_loss")}
-    summary = dataset.summary()
+def probe_card(recipe: Recipe, *, model_id: str, spec: InputSpec, tower: Tower, data: PreparedData, head: Head,
+               features: Extracted, cache: FeatureCache, device: torch.device) -> ModelCard:
+    """The probe's card: tower and head provenance, validation scores, and how the features were obtained."""
+    trained_on, data_record = describe_data(data)
     return ModelCard(
         id=model_id, name=model_id, architecture="tower_linear", num_logits=1, input=spec, family="probe",
         family_config={**tower_linear.tower_provenance(tower.config, tower.source, tower.sha256),
                        "explain": towers.explain_layer(tower.config)},
         description=f"Linear probe on {towers.describe_tower(tower.config)} from {tower.source}: {recipe.description}",
-        trained_on=f"{summary['count']} images from {dataset.root.name} ("
-                   + ", ".join(f"{n} {name}" for name, n in sorted(summary["per_class"].items(), reverse=True)) + ")",
-        limitations="Measured only on a validation split of its own training data; evaluate it on data like "
-                    "your casework before relying on it.",
+        trained_on=trained_on, limitations=OWN_DATA_LIMITATIONS,
         provenance={
             "recipe": recipe.to_dict(), "start_from": tower.source, "status": "finished", "best_epoch": 1,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(dev),
-            "probe": {"c": head.c, "features": int(head.weight.shape[0]), "computed": got.computed,
-                      "cached": got.cached, "feature_cache": str(cache.path)},
-            "data": {"root": str(dataset.root), "all": summary, "train": dataset.summary(train),
-                     "val": dataset.summary(val), "excluded": dataset.excluded[:100]},
+            "trained_at": utc_now(), "device": str(device),
+            "probe": {"c": head.c, "features": int(head.weight.shape[0]), "computed": features.computed,
+                      "cached": features.cached, "feature_cache": str(cache.path)},
+            "data": data_record,
         },
-        metrics={"validation": compact},
-        learning_curve=[{"epoch": 1, **{k: (None if math.isnan(v) else v) for k, v in head.scores.items()}}],
+        metrics={"validation": validation_metrics([s.label for s in data.val], head.val_p.tolist())},
+        learning_curve=[json_safe({"epoch": 1, **head.scores})],
     )

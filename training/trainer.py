@@ -1,17 +1,16 @@
 """The trainer: fit(recipe, data, on_event, cancel). Events out, cancel in — the CLI prints the events, the
-desktop wizard turns them into signals. The loop is generic; the recipe is plain data."""
+desktop wizard turns them into signals. The loop is generic; the recipe is plain data.
+
+Laid out like torchvision's classification reference: `train_one_epoch` and `evaluate` are separate steps, the
+checkpoint (model, optimiser, scheduler, epoch, RNG states, recipe) is saved and restored in one place, the stop
+rule is its own function, and `fit` only sets up the run and orchestrates them."""
 from __future__ import annotations
 
-import math
-import os
-import random
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -27,37 +26,14 @@ from models.pretrained import load_imagenet
 from models.preprocess import geometry_transform
 from models.registry import build_model, get_architecture
 from training.augment import BlurJpeg, eval_policy_for, to_float, train_transform
-from training.data import Dataset, Sample, balanced, check_integrity, discover_dataset, split_train_val
+from training.data import Dataset, Sample
+from training.probe import fit_probe
 from training.recipes import Recipe, is_probe
+# TrainingEvent and TrainingResult are part of the trainer's interface: callers import them from here
+from training.run import (OWN_DATA_LIMITATIONS, PreparedData, TrainingEvent, TrainingResult, describe_data,
+                          json_safe, message_sender, prepare_data, seed_everything, utc_now, validation_metrics)
 
 LAST, BEST = "last.pt", "best.safetensors"
-
-
-@dataclass
-class TrainingEvent:
-    # started, message, epoch_start, batch, epoch_end, checkpoint, early_stop, cancelled, finished; progress (a
-    # linear probe's feature batches: batch of batches)
-    kind: str
-    epoch: int = 0  # 1-based
-    epochs: int = 0
-    batch: int = 0
-    batches: int = 0
-    values: dict = field(default_factory=dict)
-    message: str = ""
-
-
-@dataclass
-class TrainingResult:
-    status: str  # finished | early_stopped | target_reached | cancelled
-    run_dir: Path
-    best_epoch: int | None
-    history: list[dict]
-    card: ModelCard | None  # complete card for the best weights (None when nothing finished an epoch)
-    state: dict | None  # best weights
-
-    @property
-    def completed(self) -> bool:
-        return self.status != "cancelled"
 
 
 class ImageFolderSet(TorchDataset):
@@ -78,47 +54,6 @@ class ImageFolderSet(TorchDataset):
         return self.transform(image), sample.label
 
 
-def seed_everything(seed: int, deterministic: bool) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS is only repeatable with a fixed workspace; it reads this when CUDA first initialises
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def prepare_data(recipe: Recipe, data: Dataset | Path, emit: Callable[[str], None],
-                 cancel: CancelToken | None = None) -> tuple[Dataset, list, list]:
-    dataset = data if isinstance(data, Dataset) else discover_dataset(Path(data))
-    dataset = check_integrity(dataset, cancel=cancel)
-    if dataset.excluded:
-        emit(f"{len(dataset.excluded)} corrupt file(s) excluded, e.g. {dataset.excluded[0][0]}: "
-             f"{dataset.excluded[0][1]}")
-    if "train" in dataset.splits:
-        train, val = dataset.split("train"), dataset.split("val")
-        if not val:
-            train, val = split_train_val(train, recipe.val_fraction, recipe.seed, recipe.split_by_group)
-    else:
-        pool = [s for s in dataset.samples if s.split != "test"]
-        train, val = split_train_val(pool, recipe.val_fraction, recipe.seed, recipe.split_by_group)
-    excluded_groups = {g.strip() for g in recipe.exclude_groups.split(",") if g.strip()}
-    if excluded_groups:
-        unknown = excluded_groups - {s.group for s in dataset.samples}
-        if unknown:
-            raise ValueError(f"exclude_groups names groups the data does not have: {', '.join(sorted(unknown))}")
-        train = [s for s in train if s.group not in excluded_groups]
-        val = [s for s in val if s.group not in excluded_groups]
-        emit(f"left out of training and validation: {', '.join(sorted(excluded_groups))}")
-    if recipe.balance or recipe.max_per_class:
-        train = balanced(train, recipe.seed, recipe.max_per_class)
-    if not train or not val or len({s.label for s in train}) < 2:
-        raise ValueError(f"{dataset.root}: too few images to train ({len(train)} train, {len(val)} validation); "
-                         "both classes are needed in each")
-    return dataset, train, val
-
-
 def input_spec_for(recipe: Recipe) -> InputSpec:
     arch = get_architecture(recipe.architecture)
     size = recipe.input_size or arch.input_size
@@ -132,7 +67,8 @@ def input_spec_for(recipe: Recipe) -> InputSpec:
     return spec
 
 
-def build_start_model(recipe: Recipe, emit: Callable[[str], None], library: ModelLibrary | None) -> tuple[nn.Module, str]:
+def build_start_model(recipe: Recipe, emit: Callable[[str], None],
+                      library: ModelLibrary | None) -> tuple[nn.Module, str]:
     if recipe.pretrained not in ("imagenet", "none"):
         loaded: LoadedModel = (library or ModelLibrary()).load(recipe.pretrained)
         if loaded.card.architecture != recipe.architecture or loaded.card.num_logits != recipe.num_logits:
@@ -150,157 +86,272 @@ def build_start_model(recipe: Recipe, emit: Callable[[str], None], library: Mode
     return module, "none"
 
 
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Trainee:
+    """The network under training and everything that steps it: what the epoch and evaluation steps use, and what
+    the checkpoint saves and restores."""
+    module: nn.Module
+    spec: InputSpec  # the normalisation every batch gets
+    num_logits: int
+    loss_fn: LossFn
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    use_amp: bool
+
+
+@dataclass
+class Progress:
+    """Where a run stands after its last whole epoch. The checkpoint keeps it, so a resumed run carries on exactly
+    where the interrupted one was."""
+    epochs_done: int = 0
+    history: list[dict] = field(default_factory=list)  # one row per epoch: train and validation scores, lr
+    best_value: float | None = None  # the selection score of the best epoch; lower is better
+    best_epoch: int | None = None  # 1-based
+    stale: int = 0  # epochs since the best one
+
+
+@dataclass
+class Loop:
+    """The fixed parts of one training run, set up once by `fit` and used by every epoch."""
+    recipe: Recipe
+    run_dir: Path
+    trainee: Trainee
+    train_loader: DataLoader
+    val_loader: DataLoader
+    generator: torch.Generator  # the training loader's shuffle order: checkpointed so a resume replays it
+    on_event: Callable[[TrainingEvent], None]
+    cancel: CancelToken
+
+
+class Validation(NamedTuple):
+    loss: float
+    accuracy: float
+    labels: list[int]
+    p_fake: list[float]
+
+
 def fit(recipe: Recipe, data: Dataset | Path, *, run_dir: Path, on_event: Callable[[TrainingEvent], None] | None = None,
         cancel: CancelToken | None = None, resume: bool = False, device: str | None = None,
         model_id: str | None = None, library: ModelLibrary | None = None) -> TrainingResult:
+    """Train the recipe on `data`, keeping checkpoints in run_dir (resume: carry on from its last.pt). The result
+    holds the best epoch's weights and their card."""
     if is_probe(recipe):  # a linear head on a frozen tower's cached features: the same entry point for CLI and GUI
-        from training.probe import fit_probe
-
         return fit_probe(recipe, data, run_dir=run_dir, on_event=on_event, cancel=cancel, device=device,
                          model_id=model_id, library=library)
     cancel = cancel or CancelToken()
     on_event = on_event or (lambda event: None)
-
-    def emit(message: str) -> None:
-        on_event(TrainingEvent("message", message=message))
-
+    emit = message_sender(on_event)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(recipe.seed, recipe.deterministic)
     dev = select_device(device)
-    dataset, train, val = prepare_data(recipe, data, emit, cancel)
+    prepared = prepare_data(recipe, data, emit, cancel)
     if cancel.cancelled:  # stopped while the files were being checked: nothing was trained
         on_event(TrainingEvent("cancelled", message="cancelled while checking the data; nothing was trained"))
         return TrainingResult("cancelled", run_dir, None, [], None, None)
     spec = input_spec_for(recipe)
+    # its initial weights come from the seeded global RNG: keep it ahead of anything else that draws from it
     module, start_from = build_start_model(recipe, emit, library)
     module.to(dev)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    train_loader, val_loader = make_loaders(recipe, spec, prepared, dev, generator)
+    loop = Loop(recipe, run_dir, make_trainee(recipe, module, spec, dev), train_loader, val_loader, generator,
+                on_event, cancel)
+    progress = Progress()
+    if resume:
+        progress = restore_checkpoint(run_dir / LAST, loop.trainee, generator)
+        emit(f"resuming at epoch {progress.epochs_done + 1} of {recipe.epochs}")
+    on_event(TrainingEvent("started", epochs=recipe.epochs, values={
+        "train": len(prepared.train), "val": len(prepared.val), "device": str(dev), "start_from": start_from}))
+    status = "finished"
+    for epoch in range(progress.epochs_done, recipe.epochs):
+        ended = run_epoch(loop, progress, epoch)
+        if ended:
+            status = ended
+            break
+    return finish(loop, progress, status, model_id=model_id or recipe.name, data=prepared, start_from=start_from)
 
+
+def make_loaders(recipe: Recipe, spec: InputSpec, data: PreparedData, dev: torch.device,
+                 generator: torch.Generator) -> tuple[DataLoader, DataLoader]:
+    """The training loader (augmented, shuffled by `generator`) and the validation loader (the scan's geometry)."""
     augment = BlurJpeg(recipe.blur_prob, recipe.jpeg_prob, recipe.blur_sigma_max, recipe.jpeg_quality_min,
                        recipe.jpeg_quality_max) if (recipe.blur_prob or recipe.jpeg_prob) else None
     draft = spec.resize if recipe.train_policy != "random_crop" else None
-    train_set = ImageFolderSet(train, train_transform(recipe.train_policy, spec.size, spec.resize, augment,
-                                                      recipe.flip, spec.small_image), draft)
-    val_set = ImageFolderSet(val, geometry_transform(spec), draft)
-    generator = torch.Generator().manual_seed(recipe.seed)
+    train_set = ImageFolderSet(data.train, train_transform(recipe.train_policy, spec.size, spec.resize, augment,
+                                                           recipe.flip, spec.small_image), draft)
+    val_set = ImageFolderSet(data.val, geometry_transform(spec), draft)
     loader_args = dict(batch_size=recipe.batch_size, num_workers=recipe.workers,
                        pin_memory=dev.type == "cuda", persistent_workers=False)
-    train_loader = DataLoader(train_set, shuffle=True, generator=generator, drop_last=len(train) > recipe.batch_size,
-                              **loader_args)
-    val_loader = DataLoader(val_set, shuffle=False, **loader_args)
+    train_loader = DataLoader(train_set, shuffle=True, generator=generator,
+                              drop_last=len(data.train) > recipe.batch_size, **loader_args)
+    return train_loader, DataLoader(val_set, shuffle=False, **loader_args)
 
+
+def make_trainee(recipe: Recipe, module: nn.Module, spec: InputSpec, dev: torch.device) -> Trainee:
     optimizer = _optimizer(recipe, module)
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, recipe.epochs))
                  if recipe.scheduler == "cosine" else None)
     use_amp = recipe.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = _loss(recipe.num_logits)
+    return Trainee(module, spec, recipe.num_logits, _loss(recipe.num_logits), optimizer, scheduler,
+                   torch.amp.GradScaler("cuda", enabled=use_amp), dev, use_amp)
 
-    start_epoch, history, best_value, best_epoch, stale = 0, [], None, None, 0
-    last_path, best_path = run_dir / LAST, run_dir / BEST
-    if resume:
-        if not last_path.is_file():
-            raise FileNotFoundError(f"nothing to resume in {run_dir}: {LAST} is missing")
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = int(state["epoch"]), list(state["history"])
-        best_value, best_epoch, stale = state["best_value"], state["best_epoch"], int(state["stale"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        emit(f"resuming at epoch {start_epoch + 1} of {recipe.epochs}")
 
-    def save_last(epoch_done: int) -> None:
-        torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler else None, "epoch": epoch_done,
-                    "history": history, "best_value": best_value, "best_epoch": best_epoch, "stale": stale,
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "recipe": recipe.to_dict()}, last_path)
+def run_epoch(loop: Loop, progress: Progress, epoch: int) -> str | None:
+    """Trains and validates epoch `epoch` (0-based), keeps the best weights and the checkpoint. Returns the run's
+    final status when it ends here (cancelled, early_stopped, target_reached), else None."""
+    recipe, on_event, number = loop.recipe, loop.on_event, epoch + 1
+    batches = len(loop.train_loader) if recipe.max_batches_per_epoch is None else min(
+        len(loop.train_loader), recipe.max_batches_per_epoch)
+    on_event(TrainingEvent("epoch_start", number, recipe.epochs, batches=batches))
+    replay_from = loop.generator.get_state()
+    scores = train_one_epoch(loop.trainee, loop.train_loader, batches, loop.cancel, lambda batch, values: on_event(
+        TrainingEvent("batch", number, recipe.epochs, batch, batches, values=values)))
+    validation = None if loop.cancel.cancelled else evaluate(loop.trainee, loop.val_loader, loop.cancel)
+    if validation is None:  # stopped while training or validating this epoch
+        loop.generator.set_state(replay_from)  # a resumed run replays this epoch from its start
+        save_checkpoint(loop.run_dir / LAST, loop.trainee, progress, loop.generator, recipe)
+        kept = f" (epoch {progress.best_epoch})" if progress.best_epoch else ""
+        on_event(TrainingEvent("cancelled", number, recipe.epochs, message=(
+            f"cancelled during epoch {number}; best checkpoint kept{kept}; resume from {loop.run_dir}")))
+        return "cancelled"
+    lr = loop.trainee.optimizer.param_groups[0]["lr"]  # the rate this epoch trained at, before the schedule steps
+    if loop.trainee.scheduler:
+        loop.trainee.scheduler.step()
+    row = {"epoch": number, **scores, "val_loss": validation.loss, "val_accuracy": validation.accuracy, "lr": lr}
+    progress.history.append(row)
+    on_event(TrainingEvent("epoch_end", number, recipe.epochs, values=row))
+    if track_best(progress, row, recipe.select_on):
+        write_safetensors(loop.trainee.module.state_dict(), loop.run_dir / BEST)
+        on_event(TrainingEvent("checkpoint", number, recipe.epochs, message=f"best so far: epoch {number}"))
+    progress.epochs_done = number
+    save_checkpoint(loop.run_dir / LAST, loop.trainee, progress, loop.generator, recipe)
+    stop = stop_rule(recipe, progress, validation.accuracy)
+    if stop is None:
+        return None
+    status, reason = stop
+    on_event(TrainingEvent("early_stop", number, recipe.epochs, message=reason))
+    return status
 
-    on_event(TrainingEvent("started", epochs=recipe.epochs, values={
-        "train": len(train), "val": len(val), "device": str(dev), "start_from": start_from}))
-    status = "finished"
-    for epoch in range(start_epoch, recipe.epochs):
-        batches = len(train_loader) if recipe.max_batches_per_epoch is None else min(
-            len(train_loader), recipe.max_batches_per_epoch)
-        on_event(TrainingEvent("epoch_start", epoch + 1, recipe.epochs, batches=batches))
-        generator_state = generator.get_state()
-        module.train()
-        seen, loss_sum, correct, started = 0, 0.0, 0, time.perf_counter()
-        for index, (images, labels) in enumerate(train_loader):
-            if index >= batches:
-                break
-            if cancel.cancelled:
-                break
-            x = to_float(images.to(dev, non_blocking=True), spec.mean, spec.std)
-            y = labels.to(dev)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                logits = module(x)
-                loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            with torch.no_grad():
-                predicted = (probabilities(logits.float(), recipe.num_logits) >= 0.5).long()
-                correct += int((predicted == y).sum())
-            seen += len(y)
-            loss_sum += float(loss.detach()) * len(y)
-            on_event(TrainingEvent("batch", epoch + 1, recipe.epochs, index + 1, batches, values={
-                "loss": loss_sum / seen, "accuracy": correct / seen,
-                "images_per_s": seen / max(time.perf_counter() - started, 1e-9)}))
-        validated = None if cancel.cancelled else _validate(module, val_loader, loss_fn, recipe.num_logits, spec,
-                                                            dev, use_amp, cancel)
-        if validated is None:  # stopped while training or validating this epoch
-            generator.set_state(generator_state)  # a resumed run replays this epoch from its start
-            save_last(epoch)
-            status = "cancelled"
-            on_event(TrainingEvent("cancelled", epoch + 1, recipe.epochs, message=(
-                f"cancelled during epoch {epoch + 1}; best checkpoint kept"
-                + (f" (epoch {best_epoch})" if best_epoch else "") + f"; resume from {run_dir}")))
+
+def train_one_epoch(trainee: Trainee, loader: DataLoader, batches: int, cancel: CancelToken,
+                    on_batch: Callable[[int, dict], None]) -> dict[str, float]:
+    """One pass over the first `batches` batches, stopping between batches once `cancel` is set. `on_batch` gets
+    the 1-based batch number and the running scores; returns the epoch's train_loss and train_accuracy."""
+    trainee.module.train()
+    seen, loss_sum, correct, started = 0, 0.0, 0, time.perf_counter()
+    for index, (images, labels) in enumerate(loader):
+        if index >= batches or cancel.cancelled:
             break
-        val_loss, val_acc, _, _ = validated
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler:
-            scheduler.step()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-               "val_loss": val_loss, "val_accuracy": val_acc, "lr": lr}
-        history.append(row)
-        on_event(TrainingEvent("epoch_end", epoch + 1, recipe.epochs, values=row))
-        value = val_loss if recipe.select_on == "val_loss" else -val_acc
-        if best_value is None or value < best_value - 1e-6:
-            best_value, best_epoch, stale = value, epoch + 1, 0
-            write_safetensors(module.state_dict(), best_path)
-            on_event(TrainingEvent("checkpoint", epoch + 1, recipe.epochs, message=f"best so far: epoch {epoch + 1}"))
-        else:
-            stale += 1
-        save_last(epoch + 1)
-        if recipe.target_accuracy is not None and val_acc >= recipe.target_accuracy:
-            status = "target_reached"
-            on_event(TrainingEvent("early_stop", epoch + 1, recipe.epochs,
-                                   message=f"validation accuracy {val_acc:.3f} reached the target "
-                                           f"{recipe.target_accuracy:.3f}"))
-            break
-        if recipe.patience is not None and stale >= recipe.patience:
-            status = "early_stopped"
-            on_event(TrainingEvent("early_stop", epoch + 1, recipe.epochs,
-                                   message=f"no improvement of {recipe.select_on} for {stale} epochs"))
-            break
+        x = to_float(images.to(trainee.device, non_blocking=True), trainee.spec.mean, trainee.spec.std)
+        y = labels.to(trainee.device)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=trainee.use_amp):
+            logits = trainee.module(x)
+            loss = trainee.loss_fn(logits, y)
+        trainee.optimizer.zero_grad(set_to_none=True)
+        trainee.scaler.scale(loss).backward()
+        trainee.scaler.step(trainee.optimizer)
+        trainee.scaler.update()
+        with torch.no_grad():
+            predicted = (probabilities(logits.float(), trainee.num_logits) >= 0.5).long()
+            correct += int((predicted == y).sum())
+        seen += len(y)
+        loss_sum += float(loss.detach()) * len(y)
+        on_batch(index + 1, {"loss": loss_sum / seen, "accuracy": correct / seen,
+                             "images_per_s": seen / max(time.perf_counter() - started, 1e-9)})
+    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
-    if best_epoch is None or not best_path.is_file():
-        return TrainingResult(status, run_dir, None, history, None, None)
+
+@torch.no_grad()
+def evaluate(trainee: Trainee, loader: DataLoader, cancel: CancelToken | None = None) -> Validation | None:
+    """Loss, accuracy, labels and P(fake) over the loader; None when `cancel` is set midway."""
+    trainee.module.eval()
+    losses, y_true, p_fake = 0.0, [], []
+    for images, labels in loader:
+        if cancel is not None and cancel.cancelled:
+            return None
+        x = to_float(images.to(trainee.device), trainee.spec.mean, trainee.spec.std)
+        y = labels.to(trainee.device)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=trainee.use_amp):
+            logits = trainee.module(x)
+        losses += float(trainee.loss_fn(logits, y)) * len(y)
+        p_fake += probabilities(logits.float(), trainee.num_logits).cpu().tolist()
+        y_true += labels.tolist()
+    n = max(len(y_true), 1)
+    accuracy = sum(int(p >= 0.5) == t for p, t in zip(p_fake, y_true)) / n
+    return Validation(losses / n, accuracy, y_true, p_fake)
+
+
+def finish(loop: Loop, progress: Progress, status: str, *, model_id: str, data: PreparedData,
+           start_from: str) -> TrainingResult:
+    """The run's result: the best epoch's weights and, when the run was not cancelled, their card, with the
+    validation scores measured again on those weights."""
+    best_path = loop.run_dir / BEST
+    if progress.best_epoch is None or not best_path.is_file():
+        return TrainingResult(status, loop.run_dir, None, progress.history, None, None)
     best_state = read_safetensors(best_path)
-    module.load_state_dict(best_state)
+    loop.trainee.module.load_state_dict(best_state)
     card = None
     if status != "cancelled":
-        _, _, y_true, p_fake = _validate(module, val_loader, loss_fn, recipe.num_logits, spec, dev, use_amp)
-        card = _card(recipe, model_id or recipe.name, spec, dataset, train, val, best_epoch, status, history,
-                     y_true, p_fake, start_from, dev)
-        on_event(TrainingEvent("finished", best_epoch, recipe.epochs, values=card.metrics.get("validation", {}),
-                               message=f"{status}: best epoch {best_epoch}"))
-    return TrainingResult(status, run_dir, best_epoch, history, card, {k: v.cpu() for k, v in best_state.items()})
+        card = training_card(loop.recipe, model_id=model_id, spec=loop.trainee.spec, data=data, status=status,
+                             progress=progress, validation=evaluate(loop.trainee, loop.val_loader),
+                             start_from=start_from, device=loop.trainee.device)
+        loop.on_event(TrainingEvent("finished", progress.best_epoch, loop.recipe.epochs,
+                                    values=card.metrics.get("validation", {}),
+                                    message=f"{status}: best epoch {progress.best_epoch}"))
+    return TrainingResult(status, loop.run_dir, progress.best_epoch, progress.history, card,
+                          {k: v.cpu() for k, v in best_state.items()})
+
+
+def track_best(progress: Progress, row: dict, select_on: str) -> bool:
+    """Records the epoch's selection score; True when it is the best so far (by more than rounding noise)."""
+    value = row["val_loss"] if select_on == "val_loss" else -row["val_accuracy"]
+    if progress.best_value is None or value < progress.best_value - 1e-6:
+        progress.best_value, progress.best_epoch, progress.stale = value, row["epoch"], 0
+        return True
+    progress.stale += 1
+    return False
+
+
+def stop_rule(recipe: Recipe, progress: Progress, val_accuracy: float) -> tuple[str, str] | None:
+    """(status, reason) when the run should end after this epoch: validation accuracy reached the recipe's target,
+    or the selection score has not improved for `patience` epochs; None to go on."""
+    if recipe.target_accuracy is not None and val_accuracy >= recipe.target_accuracy:
+        return "target_reached", (f"validation accuracy {val_accuracy:.3f} reached the target "
+                                  f"{recipe.target_accuracy:.3f}")
+    if recipe.patience is not None and progress.stale >= recipe.patience:
+        return "early_stopped", f"no improvement of {recipe.select_on} for {progress.stale} epochs"
+    return None
+
+
+def save_checkpoint(path: Path, trainee: Trainee, progress: Progress, generator: torch.Generator,
+                    recipe: Recipe) -> None:
+    """last.pt: model, optimiser, scheduler, progress, the shuffle and global RNG states, and the recipe."""
+    torch.save({"model": trainee.module.state_dict(), "optimizer": trainee.optimizer.state_dict(),
+                "scheduler": trainee.scheduler.state_dict() if trainee.scheduler else None,
+                "epoch": progress.epochs_done, "history": progress.history, "best_value": progress.best_value,
+                "best_epoch": progress.best_epoch, "stale": progress.stale, "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(), "recipe": recipe.to_dict()}, path)
+
+
+def restore_checkpoint(path: Path, trainee: Trainee, generator: torch.Generator) -> Progress:
+    """Loads last.pt into the trainee and the shuffle generator; returns the progress it recorded."""
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume in {path.parent}: {path.name} is missing")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    trainee.module.load_state_dict(state["model"])
+    trainee.optimizer.load_state_dict(state["optimizer"])
+    if trainee.scheduler and state.get("scheduler"):
+        trainee.scheduler.load_state_dict(state["scheduler"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return Progress(epochs_done=int(state["epoch"]), history=list(state["history"]), best_value=state["best_value"],
+                    best_epoch=state["best_epoch"], stale=int(state["stale"]))
 
 
 def _optimizer(recipe: Recipe, module: nn.Module) -> torch.optim.Optimizer:
@@ -314,7 +365,7 @@ def _optimizer(recipe: Recipe, module: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}: adam, adamw or sgd")
 
 
-def _loss(num_logits: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _loss(num_logits: int) -> LossFn:
     if num_logits == 1:
         bce = nn.BCEWithLogitsLoss()
         return lambda logits, y: bce(logits.reshape(-1).float(), y.float())
@@ -322,49 +373,19 @@ def _loss(num_logits: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     return lambda logits, y: ce(logits.float(), y)
 
 
-@torch.no_grad()
-def _validate(module, loader, loss_fn, num_logits, spec, dev, use_amp, cancel: CancelToken | None = None):
-    """(loss, accuracy, labels, P(fake)) over the loader; None when `cancel` is set midway."""
-    module.eval()
-    losses, y_true, p_fake = 0.0, [], []
-    for images, labels in loader:
-        if cancel is not None and cancel.cancelled:
-            return None
-        x = to_float(images.to(dev), spec.mean, spec.std)
-        y = labels.to(dev)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            logits = module(x)
-        losses += float(loss_fn(logits, y)) * len(y)
-        p_fake += probabilities(logits.float(), num_logits).cpu().tolist()
-        y_true += labels.tolist()
-    n = max(len(y_true), 1)
-    accuracy = sum(int(p >= 0.5) == t for p, t in zip(p_fake, y_true)) / n
-    return losses / n, accuracy, y_true, p_fake
-
-
-def _card(recipe, model_id, spec, dataset, train, val, best_epoch, status, history, y_true, p_fake, start_from,
-          dev) -> ModelCard:
-    from training.metrics import compute_metrics
-
-    metrics = compute_metrics(y_true, p_fake, threshold=0.5)
-    compact = {k: metrics.get(k) for k in ("n", "accuracy", "balanced_accuracy", "roc_auc", "average_precision",
-                                           "f1_fake", "mcc", "log_loss")}
-    summary = dataset.summary()
+def training_card(recipe: Recipe, *, model_id: str, spec: InputSpec, data: PreparedData, status: str,
+                  progress: Progress, validation: Validation, start_from: str, device: torch.device) -> ModelCard:
+    """The complete card for the best weights: input, validation scores, learning curve, and how they were made."""
+    trained_on, data_record = describe_data(data)
     return ModelCard(
         id=model_id, name=model_id, architecture=recipe.architecture, num_logits=recipe.num_logits, fake_index=1,
         input=spec, threshold=0.5, inconclusive_band=(0.3, 0.7),
         description=recipe.description or f"Trained with the {recipe.name} recipe",
-        trained_on=f"{summary['count']} images from {dataset.root.name} ("
-                   + ", ".join(f"{n} {name}" for name, n in sorted(summary["per_class"].items(), reverse=True)) + ")",
-        limitations="Measured only on a validation split of its own training data; evaluate it on data like "
-                    "your casework before relying on it.",
+        trained_on=trained_on, limitations=OWN_DATA_LIMITATIONS,
         provenance={
-            "recipe": recipe.to_dict(), "start_from": start_from, "status": status, "best_epoch": best_epoch,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": str(dev),
-            "data": {"root": str(dataset.root), "all": summary, "train": dataset.summary(train),
-                     "val": dataset.summary(val), "excluded": dataset.excluded[:100]},
+            "recipe": recipe.to_dict(), "start_from": start_from, "status": status, "best_epoch": progress.best_epoch,
+            "trained_at": utc_now(), "device": str(device), "data": data_record,
         },
-        metrics={"validation": compact},
-        learning_curve=[{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-                        for row in history],
+        metrics={"validation": validation_metrics(validation.labels, validation.p_fake)},
+        learning_curve=[json_safe(row) for row in progress.history],
     )

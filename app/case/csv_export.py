@@ -3,12 +3,12 @@ in a spreadsheet (file names are attacker-controlled, so formula-looking cells a
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
 from app.case.store import CaseRow
 from app.evidence.findings import Finding
+from models.formatting import format_timestamp
 from models.labels import agreement
 
 COLUMNS = ["path", "file_name", "sha256", "size_bytes", "width", "height", "format", "modified_utc",
@@ -24,17 +24,11 @@ def spreadsheet_safe(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _utc(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="seconds")
-
-
 def row_values(row: CaseRow) -> list[object]:
     tile = row.strongest_tile  # where in the picture the evidence is strongest (the whole view for one view)
     return [row.path, Path(row.path).name, row.sha256, row.size, row.width, row.height, row.format,
-            _utc(row.modified), "" if row.p_fake is None else f"{row.p_fake:.6f}", row.label,
-            row.threshold, row.model_id, row.weights_sha256, row.error, _utc(row.scored_at), row.notes,
+            format_timestamp(row.modified), "" if row.p_fake is None else f"{row.p_fake:.6f}", row.label,
+            row.threshold, row.model_id, row.weights_sha256, row.error, format_timestamp(row.scored_at), row.notes,
             *((tile.x, tile.y, tile.w, tile.h, f"{tile.p_fake:.6f}") if tile else ("",) * 5)]
 
 
@@ -71,21 +65,16 @@ def model_calibrations(case) -> dict[tuple[str, str], str]:
     """(model id, weights SHA-256) → one sentence on the calibration its card carries ("" for none), from the
     cards stored in the case: a row scored by a calibrated variant says so, and an ensemble's says how it
     combined its members (models/ensemble.py)."""
-    import json
-
     from models.calibration import describe
     from models.ensemble import describe as describe_ensemble
 
     found = {}
-    for model_id, weights, card_json in case.db.execute("SELECT model_id, weights_sha256, card_json FROM models"):
-        try:
-            card = json.loads(card_json or "{}")
-        except ValueError:
-            continue
-        if isinstance(card, dict) and isinstance(card.get("ensemble"), dict) and card["ensemble"]:
-            found[(model_id, weights)] = describe_ensemble(card["ensemble"])
-        elif isinstance(card, dict) and isinstance(card.get("calibration"), dict):
-            found[(model_id, weights)] = describe(card["calibration"])
+    for model in case.models():
+        card, key = model.card, (model.model_id, model.weights_sha256)
+        if isinstance(card.get("ensemble"), dict) and card["ensemble"]:
+            found[key] = describe_ensemble(card["ensemble"])
+        elif isinstance(card.get("calibration"), dict):
+            found[key] = describe(card["calibration"])
     return found
 
 
@@ -160,5 +149,5 @@ def _model_values(row: CaseRow | None, calibrations: dict[tuple[str, str], str])
         return [""] * len(MODEL_COLUMNS)
     tile = row.strongest_tile
     return ["" if row.p_fake is None else f"{row.p_fake:.6f}", row.label, row.threshold, row.weights_sha256,
-            row.error, _utc(row.scored_at), row.notes, "" if tile is None else f"{tile.p_fake:.6f}",
+            row.error, format_timestamp(row.scored_at), row.notes, "" if tile is None else f"{tile.p_fake:.6f}",
             calibrations.get((row.model_id, row.weights_sha256), "")]

@@ -1,160 +1,27 @@
-"""The case database: one SQLite file (WAL mode) per case, holding every file seen and every score given.
+"""The case database: one SQLite file (WAL mode) per case, holding every file seen and every score given, and
+all the SQL that reads and writes it (its format, versions and migrations: schema.py).
 
 Results are committed batch by batch, so a killed scan loses at most the batch in flight, and a re-run
-reuses any score already given to the same content (SHA-256) by the same model and weights.
-
-A case is evidence of an examination, and the file handed to us as one may be evidence itself (a messaging
-app's store is an SQLite file too). So an existing file is looked at read-only first and opened for writing
-only when it is recognisably a Forensight case: its SQLite application id is ours, or it is a case written
-before the id existed (schema version 1). Anything else is refused without a byte being written.
-
-Versions (PRAGMA user_version; cases written before version 2 keep theirs in meta.schema_version only):
-  1  the first release's schema (_V1_SCHEMA)
-  2  files.path_bytes holds the exact file name (names need not be valid UTF-8), files.path its readable form;
-     results.notes; scanned_paths (the folders and files a scan was asked to examine: nothing is ever written
-     there); the application id
-  3  tiles: every view's score and the part of the picture it showed (tiles, crops, the whole picture), per
-     result, so the tile map can be drawn and the strongest tile reported
-A new case is made by creating version 1 and applying every migration, so new and upgraded cases are the same.
+reuses any score already given to the same content (SHA-256) by the same model and weights. An existing file
+is opened for writing only once schema.py has recognised it as a Forensight case.
 """
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
-from urllib.parse import quote
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
+from app.case.schema import CaseError, check_columns, identify, snapshot, upgrade
 from models.engine import PriorScore, ScanResult, Tile
 from models.paths import from_bytes, is_exact_text, readable, to_bytes
 
 if TYPE_CHECKING:  # annotations only: the evidence package loads when findings are read
     from app.evidence.findings import Finding
 
-APPLICATION_ID = 0x46534754  # "FSGT" in the SQLite header: tells a Forensight case from any other database
-SCHEMA_VERSION = 3
-SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_V1_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,
-    sha256 TEXT,
-    size INTEGER,
-    width INTEGER,
-    height INTEGER,
-    format TEXT,
-    modified REAL,
-    first_seen REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_sha ON files(sha256);
-CREATE TABLE IF NOT EXISTS models (
-    model_id TEXT NOT NULL,
-    weights_sha256 TEXT NOT NULL,
-    name TEXT, architecture TEXT, card_json TEXT,
-    PRIMARY KEY (model_id, weights_sha256)
-);
-CREATE TABLE IF NOT EXISTS results (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id),
-    sha256 TEXT,
-    model_id TEXT NOT NULL,
-    weights_sha256 TEXT NOT NULL,
-    p_fake REAL,
-    label TEXT,
-    threshold REAL,
-    band_low REAL,
-    band_high REAL,
-    error TEXT,
-    device TEXT,
-    scored_at REAL NOT NULL,
-    reused INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (file_id, model_id, weights_sha256)
-);
-CREATE INDEX IF NOT EXISTS results_score ON results(model_id, weights_sha256, sha256);
-CREATE TABLE IF NOT EXISTS evidence (
-    id INTEGER PRIMARY KEY,
-    file_id INTEGER NOT NULL REFERENCES files(id),
-    sha256 TEXT,
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    strength TEXT NOT NULL,
-    points_to TEXT NOT NULL DEFAULT '',
-    message TEXT NOT NULL,
-    details TEXT NOT NULL DEFAULT '{}',
-    found_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS evidence_file ON evidence(file_id);
-"""
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Statement by statement: executescript() would commit the migration's transaction half-way."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _v1_to_v2(db: sqlite3.Connection) -> None:
-    # files is rebuilt, not altered: the readable path can no longer be UNIQUE (two different byte names can
-    # read the same), and SQLite cannot drop a constraint in place. Rows keep their ids, so results and
-    # evidence still point at them. Names of version 1 were valid text (others crashed the scan), so their
-    # bytes follow from the text.
-    db.create_function("fs_bytes", 1, to_bytes, deterministic=True)
-    _run_script(db, """
-        CREATE TABLE files_v2 (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL,
-            path_bytes BLOB NOT NULL UNIQUE,
-            sha256 TEXT,
-            size INTEGER,
-            width INTEGER,
-            height INTEGER,
-            format TEXT,
-            modified REAL,
-            first_seen REAL NOT NULL
-        );
-        INSERT INTO files_v2 (id, path, path_bytes, sha256, size, width, height, format, modified, first_seen)
-            SELECT id, path, fs_bytes(path), sha256, size, width, height, format, modified, first_seen FROM files;
-        DROP TABLE files;
-        ALTER TABLE files_v2 RENAME TO files;
-        CREATE INDEX files_sha ON files(sha256);
-        ALTER TABLE results ADD COLUMN notes TEXT;
-        CREATE TABLE scanned_paths (
-            path TEXT NOT NULL,
-            path_bytes BLOB NOT NULL UNIQUE,
-            first_scanned REAL NOT NULL
-        )
-    """)
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-
-
-def _v2_to_v3(db: sqlite3.Connection) -> None:
-    # Older results have no tiles: their rows keep an empty strongest tile and no map until rescanned.
-    _run_script(db, """
-        CREATE TABLE tiles (
-            result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
-            x INTEGER NOT NULL,
-            y INTEGER NOT NULL,
-            w INTEGER NOT NULL,
-            h INTEGER NOT NULL,
-            p_fake REAL NOT NULL
-        );
-        CREATE INDEX tiles_result ON tiles(result_id, p_fake)
-    """)
-
-
-# version n → the function that turns a version-n case into version n+1, inside one transaction
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
-
-
-class CaseError(RuntimeError):
-    pass
+__all__ = ["Case", "CaseError", "CaseRow", "ModelScore", "ResultSettings", "StoredModel"]
 
 
 @dataclass
@@ -208,6 +75,35 @@ class ModelScore:
     architecture: str = ""  # "ensemble": the score combines other models' (no Grad-CAM of its own)
 
 
+class StoredModel(NamedTuple):
+    """A model as the case registered it: the card it scanned with, as JSON (None or anything, when damaged)."""
+    model_id: str
+    weights_sha256: str
+    name: str | None
+    architecture: str | None
+    card_json: str | None
+
+    @property
+    def card(self) -> dict:
+        """The card as a dict; {} when absent or unreadable (a damaged card must not hide the results)."""
+        try:
+            card = json.loads(self.card_json) if self.card_json else {}
+        except (TypeError, ValueError):
+            return {}
+        return card if isinstance(card, dict) else {}
+
+
+class ResultSettings(NamedTuple):
+    """The settings one model's results were given under, and how many results each combination has."""
+    model_id: str
+    weights_sha256: str
+    threshold: float | None
+    band_low: float | None
+    band_high: float | None
+    device: str
+    results: int
+
+
 _ROW_SQL = """SELECT f.id, f.path, f.sha256, f.size, f.width, f.height, f.format, f.modified,
                      r.model_id, r.weights_sha256, r.p_fake, r.label, r.threshold, r.error, r.scored_at,
                      f.path_bytes, r.notes, t.x, t.y, t.w, t.h, t.p_fake
@@ -233,23 +129,23 @@ class Case:
         self.path = Path(path)
         self.readonly = readonly
         self.shown = readable(self.path)
-        is_new = _identify(self.path)  # refuses anything that is not a case, before anything is written
+        is_new = identify(self.path)  # refuses anything that is not a case, before anything is written
         try:
             if readonly:
                 if is_new:
                     state = "holds no Forensight case" if self.path.exists() else "does not exist"
                     raise CaseError(f"{self.shown} {state}")
-                self.db = _snapshot(self.path)
-                self._upgrade(in_memory=True)
+                self.db = snapshot(self.path)
+                upgrade(self.db, self.shown, in_memory=True)
                 self.db.execute("PRAGMA query_only = ON")  # a write to the snapshot would be lost: refuse it
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self.db = sqlite3.connect(self.path, timeout=30)
-                self._upgrade(in_memory=False)
+                upgrade(self.db, self.shown, in_memory=False)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
                 self.db.execute("PRAGMA foreign_keys=ON")
-            self._check_columns()
+            check_columns(self.db, self.shown)
         except sqlite3.DatabaseError as exc:
             self._close_quietly()
             raise CaseError(f"{self.shown} is not a usable case database ({exc})") from None
@@ -269,76 +165,6 @@ class Case:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    # ---- opening -----------------------------------------------------------------------------
-    def _upgrade(self, in_memory: bool) -> None:
-        """Create the schema of a new case, or migrate an older one to SCHEMA_VERSION."""
-        if self._version() == SCHEMA_VERSION:
-            return  # nothing to write: a case on read-only media opens too
-        # foreign keys stay off until the schema is current: rebuilding a table must not cascade
-        self.db.execute("BEGIN" if in_memory else "BEGIN IMMEDIATE")  # IMMEDIATE: one process migrates
-        try:
-            version = self._version()  # again under the lock: another process may have done it meanwhile
-            if version == 0:
-                _run_script(self.db, _V1_SCHEMA)
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-                self.db.execute("INSERT INTO meta VALUES ('created', ?)", (str(time.time()),))
-                version = 1
-            while version < SCHEMA_VERSION:
-                MIGRATIONS[version](self.db)
-                version += 1
-            self.db.execute(f"PRAGMA user_version = {version}")
-            # kept in step so that the previous release, which reads only this, refuses the case as newer
-            self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
-            self.db.commit()
-            if not in_memory:  # the new version and id into the file itself, where _identify reads them
-                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except BaseException:
-            self.db.rollback()
-            raise
-
-    def _version(self) -> int:
-        """The case's schema version; 0 for an empty database. CaseError for what is not ours or is damaged."""
-        tables = _tables(self.db)
-        if not tables:
-            return 0
-        app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
-        refusal = _not_ours(self.shown, app_id, tables, self.db)
-        if refusal:
-            raise CaseError(refusal)
-        if "meta" not in tables:
-            raise CaseError(f"{self.shown} is a damaged Forensight case: its meta table is missing")
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            raise CaseError(f"{self.shown} is a damaged Forensight case: it records no schema version")
-        text = str(row[0])
-        if not text.isdigit() or not text.isascii():
-            raise CaseError(f"{self.shown} is a damaged Forensight case: its schema version is {text[:40]!r}, "
-                            "not a number")
-        user_version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        version = user_version or int(text)  # before version 2 it was kept in meta only
-        if version > SCHEMA_VERSION:
-            raise CaseError(f"{self.shown} was written by a newer Forensight (case version {version}; this "
-                            f"version reads up to {SCHEMA_VERSION}): open it with that version")
-        if user_version and int(text) != user_version:
-            raise CaseError(f"{self.shown} is a damaged Forensight case: its schema versions disagree "
-                            f"({user_version} and {text})")
-        return version
-
-    def _check_columns(self) -> None:
-        """Every table and column this version reads must be there with its type, or the case is refused
-        now, in one line, rather than failing half-way through a report."""
-        for table, expected in _expected_columns().items():
-            have = {name: kind for _, name, kind, *_ in self.db.execute(f"PRAGMA table_info({table})")}
-            if not have:
-                raise CaseError(f"{self.shown} is a damaged Forensight case: table {table} is missing")
-            for name, kind in expected.items():
-                if name not in have:
-                    raise CaseError(f"{self.shown} is a damaged Forensight case: column {name} of table "
-                                    f"{table} is missing")
-                if have[name].upper() != kind.upper():
-                    raise CaseError(f"{self.shown} is a damaged Forensight case: column {name} of table {table} "
-                                    f"is declared {have[name] or 'without a type'}, not {kind}")
 
     # ---- writing -----------------------------------------------------------------------------
     def register_model(self, card) -> bool:
@@ -450,8 +276,25 @@ class Case:
                AND r.p_fake IS NOT NULL AND r.sha256 IS NOT NULL""", (model_id, weights_sha256))
         return {sha: PriorScore(p, w, h, fmt) for sha, p, w, h, fmt in rows}
 
-    def models(self) -> list[tuple[str, str, str]]:
-        return self.db.execute("SELECT model_id, weights_sha256, name FROM models ORDER BY model_id").fetchall()
+    def models(self) -> list[StoredModel]:
+        """Every model the case registered, by id and weights (used or not: see result_settings)."""
+        return [StoredModel(*row) for row in self.db.execute(
+            "SELECT model_id, weights_sha256, name, architecture, card_json FROM models "
+            "ORDER BY model_id, weights_sha256")]
+
+    def result_settings(self) -> list[ResultSettings]:
+        """Each model's results grouped by the settings they were given under (threshold, band, device), by
+        model id and weights: what the report's method section says about each model."""
+        found = []
+        for row in self.db.execute(
+                """SELECT model_id, weights_sha256, threshold, band_low, band_high, COALESCE(device, ''), COUNT(*)
+                   FROM results GROUP BY model_id, weights_sha256, threshold, band_low, band_high, device
+                   ORDER BY model_id, weights_sha256"""):
+            if not all(value is None or isinstance(value, _NUMBER) for value in row[2:5]):
+                raise CaseError(f"{self.shown} is a damaged Forensight case: the threshold or inconclusive band "
+                                f"of model {row[0]!r} holds text")
+            found.append(ResultSettings(*row))
+        return found
 
     def rows(self, model_id: str | None = None, paths: Iterable[str] | None = None) -> list[CaseRow]:
         """Every file with its result for one model (the most recently used one when not given); with
@@ -459,22 +302,23 @@ class Case:
         if model_id is None:
             last = self.db.execute("SELECT model_id FROM results ORDER BY scored_at DESC, id DESC LIMIT 1").fetchone()
             model_id = last[0] if last else None
-        result = self._case_rows(self.db.execute(_ROW_SQL + " ORDER BY f.id", (model_id,)))
         if paths is not None:
-            wanted = {to_bytes(p) for p in paths}
-            result = [row for row in result if row.path_bytes in wanted]
-        return result
+            return self.rows_for_paths(model_id, paths)
+        return self._select_rows(model_id)
 
-    def rows_for_paths(self, model_id: str, paths: Iterable[str]) -> list[CaseRow]:
+    def rows_for_paths(self, model_id: str | None, paths: Iterable[str]) -> list[CaseRow]:
         """Like rows(), for just these paths, looked up by index (cheap per batch, whatever the case size)."""
         wanted = list(dict.fromkeys(to_bytes(p) for p in paths))
         found: list[CaseRow] = []
         for start in range(0, len(wanted), 500):  # stay far below SQLite's limit on bound parameters
-            chunk = wanted[start:start + 500]
-            marks = ", ".join("?" * len(chunk))
-            found += self._case_rows(self.db.execute(f"{_ROW_SQL} WHERE f.path_bytes IN ({marks})",
-                                                     (model_id, *chunk)))
+            found += self._select_rows(model_id, wanted[start:start + 500])
         return sorted(found, key=lambda row: row.file_id)
+
+    def _select_rows(self, model_id: str | None, path_bytes: list[bytes] | None = None) -> list[CaseRow]:
+        """The one query behind rows(): every file (or those with these exact names) with its result for the
+        model and that result's strongest tile, in the order the files were first seen."""
+        where = "" if path_bytes is None else f" WHERE f.path_bytes IN ({', '.join('?' * len(path_bytes))})"
+        return self._case_rows(self.db.execute(f"{_ROW_SQL}{where} ORDER BY f.id", (model_id, *(path_bytes or ()))))
 
     def _case_rows(self, cursor: sqlite3.Cursor) -> list[CaseRow]:
         names = [f.name for f in fields(CaseRow)]
@@ -561,118 +405,22 @@ class Case:
             return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM results WHERE model_id = ?", (model_id,)).fetchone()[0]
 
+    def evidence_by_file(self) -> "Iterable[tuple[int, list[Finding]]]":
+        """Every file's findings, file by file in file-id order, from one query: an export reads them beside
+        rows() (in the same order) instead of asking evidence_for once per row."""
+        from itertools import groupby
 
-# ---- recognising a case without writing to it -----------------------------------------------------
-def _identify(path: Path) -> bool:
-    """True for a path where a new case may be made (nothing there, an empty file, an SQLite database without
-    tables); False for a Forensight case; CaseError for anything else. Reads only: opening an SQLite file
-    for writing (or just in WAL mode) can already change it."""
-    shown = readable(path)
-    try:
-        if not path.exists():
-            return True
-        if not path.is_file():
-            raise CaseError(f"{shown} is not a file, so it cannot be a case")
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-    except OSError as exc:
-        raise CaseError(f"cannot read {shown}: {exc.strerror or exc}") from None
-    if not header:
-        return True
-    if not header.startswith(SQLITE_MAGIC) or len(header) < 100:
-        raise CaseError(f"{shown} is not a Forensight case (it is not an SQLite database); refusing to open it "
-                        "so that it is not changed")
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id == APPLICATION_ID:
-        return False
-    refusal = _not_ours(shown, app_id, set(), None)
-    if refusal:
-        raise CaseError(refusal)
-    try:  # the file as it is on disk, ignoring any write-ahead log: reading a log creates an -shm file
-        db = _connect_readonly(path, immutable=True)
-        try:
-            tables = _tables(db)
-            refusal = _not_ours(shown, app_id, tables, db)
-        finally:
-            db.close()
-    except sqlite3.DatabaseError as exc:
-        raise CaseError(f"{shown} is not a Forensight case (SQLite cannot read it: {exc}); refusing to open it "
-                        "so that it is not changed") from None
-    if refusal:
-        raise CaseError(refusal)
-    if not tables and (int.from_bytes(header[60:64], "big") or _has_log(path)):
-        # a case is made with its tables in the file itself; a versioned or logged "empty" database is
-        # someone else's, whose tables may wait in its log
-        raise CaseError(f"{shown} is not a Forensight case (an SQLite database with a version or a write-ahead "
-                        "log of its own); refusing to open it so that it is not changed")
-    return not tables
+        from app.evidence.findings import Finding
 
-
-def _has_log(path: Path) -> bool:
-    try:
-        return os.path.getsize(f"{path}-wal") > 0
-    except OSError:
-        return False
-
-
-def _not_ours(shown: str, app_id: int, tables: set[str], db: sqlite3.Connection | None) -> str | None:
-    """Why a database is not a Forensight case, or None when it is one (or may still be: no tables read)."""
-    refuse = "refusing to open it so that it is not changed"
-    if app_id not in (0, APPLICATION_ID):
-        return f"{shown} is not a Forensight case (it belongs to another application, SQLite application id " \
-               f"{app_id:#010x}); {refuse}"
-    if app_id == APPLICATION_ID or not tables:
-        return None
-    # application id 0: a case of version 1 (which set none) has exactly its tables and a schema version
-    if tables == _v1_tables() and db is not None and \
-            db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone() is not None:
-        return None
-    listed = ", ".join(sorted(tables)[:8]) + (", …" if len(tables) > 8 else "")
-    return f"{shown} is not a Forensight case (it holds tables: {listed}); {refuse}"
-
-
-def _connect_readonly(path: Path, immutable: bool = False) -> sqlite3.Connection:
-    """A connection that cannot change the file. `immutable` (and any file without a write-ahead log beside
-    it) also keeps SQLite from creating -wal and -shm files next to it, which it does even for a read-only
-    connection to a WAL database; only a file already known to be our case has its log read."""
-    uri = "file:" + quote(os.fsencode(os.path.abspath(path)))  # any bytes: the name need not be UTF-8
-    mode = "?mode=ro" if not immutable and _has_log(path) else "?mode=ro&immutable=1"
-    return sqlite3.connect(uri + mode, uri=True, timeout=30)
-
-
-def _snapshot(path: Path) -> sqlite3.Connection:
-    """The case copied into memory through a read-only connection: reports read a consistent picture, and an
-    older case can be upgraded there without touching the file."""
-    source = _connect_readonly(path)
-    try:
-        copy = sqlite3.connect(":memory:")
-        source.backup(copy)
-    finally:
-        source.close()
-    return copy
-
-
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {name for (name,) in db.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-
-
-@lru_cache(maxsize=None)
-def _v1_tables() -> frozenset[str]:
-    db = sqlite3.connect(":memory:")
-    _run_script(db, _V1_SCHEMA)
-    return frozenset(_tables(db))
-
-
-@lru_cache(maxsize=None)
-def _expected_columns() -> dict[str, dict[str, str]]:
-    """table → column → declared type, of a new case: made the way a case is made, so it cannot drift."""
-    db = sqlite3.connect(":memory:")
-    _run_script(db, _V1_SCHEMA)
-    for version in range(1, SCHEMA_VERSION):
-        MIGRATIONS[version](db)
-    return {table: {name: kind for _, name, kind, *_ in db.execute(f"PRAGMA table_info({table})")}
-            for table in sorted(_tables(db))}
+        rows = self.db.execute("SELECT file_id, source, kind, strength, message, details, points_to FROM evidence "
+                               "ORDER BY file_id, id")
+        for file_id, group in groupby(rows, key=lambda row: row[0]):
+            try:
+                yield file_id, [Finding(source, kind, strength, message, json.loads(details), points_to)
+                                for _, source, kind, strength, message, details, points_to in group]
+            except (TypeError, ValueError) as exc:  # ValueError: bad JSON or an unknown strength
+                raise CaseError(f"{self.shown} is a damaged Forensight case: a finding of file {file_id} cannot "
+                                f"be read ({exc})") from None
 
 
 def _stored_input(card_json: object) -> object:

@@ -8,7 +8,7 @@ import signal
 import sys
 
 from app import __version__
-from app.cli import calibrate, ensemble, models, report, scan, training
+from app.cli import calibrate, data, ensemble, evaluate, models, report, scan, train
 from app.errors import UsageError
 from app.logs import LEVELS, setup_logging
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     # one module per command; each adds its own parser (the order is the order of `forensight --help`)
-    for command in (scan, models, training, report, calibrate, ensemble):
+    for command in (scan, models, data, train, evaluate, report, calibrate, ensemble):
         command.add_command(sub)
     return parser
 

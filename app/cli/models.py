@@ -13,7 +13,8 @@ POLICY_CHOICES = ("resize", "resize_center_crop", "center_crop", "tiles", "full"
 
 def add_command(sub) -> None:
     """The models subcommand and its actions."""
-    models = sub.add_parser("models", help="list, inspect, import and remove detectors")
+    models = sub.add_parser("models", help="list, show, import and remove detectors; the catalogue, the default, "
+                            "input settings")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("list", help="models in the library")
     p.add_argument("--json", action="store_true")
@@ -21,7 +22,8 @@ def add_command(sub) -> None:
     p = msub.add_parser("show", help="a model's card")
     p.add_argument("id")
     p.set_defaults(run=cmd_models_show)
-    p = msub.add_parser("import", help="add a checkpoint (Forensight folder or card, .safetensors, .pth)")
+    p = msub.add_parser("import", help="add a detector: a Forensight folder or card, .safetensors, .pth/.pt, .onnx, "
+                        "or a Hugging Face model's folder")
     p.add_argument("path", type=Path)
     p.add_argument("--arch", help="architecture (default: inferred from the weights)")
     p.add_argument("--id", dest="model_id", help="library id (default: from the file name)")

@@ -1,14 +1,20 @@
-"""What the commands that score pictures share: the --device/--batch-size/--quiet options, and the progress bar of
-`forensight calibrate` and `forensight ensemble create` (a job's progress(done, total))."""
+"""What several commands share: the --device/--batch-size/--quiet options of those that score pictures, the
+progress bar of `forensight calibrate` and `forensight ensemble create` (a job's progress(done, total)), the
+output check of those that read a data folder, and how a metric is printed."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from app.errors import UsageError
+
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"
 
 
 def add_scoring_options(parser) -> None:
     """The options of every command that runs a detector over pictures (scan, calibrate, ensemble create)."""
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument("--batch-size", type=int, default=16, metavar="N")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="images per inference batch")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -34,3 +40,19 @@ class LazyBar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def output_outside_data(path: Path, kind: str, data: Path) -> Path:
+    """An output of a command that reads a data folder (`data inspect --json`, `evaluate --out`), its folder
+    made: a usage error when it would land among that data or over a file of another kind."""
+    from app.output_guard import Evidence, OutputRefused, check_output
+
+    try:
+        return check_output(path, kind, Evidence(folders=[data]), create_folder=True)
+    except OutputRefused as exc:
+        raise UsageError(str(exc)) from None
+
+
+def metric_text(value: float | None) -> str:
+    """A metric as `train` and `evaluate` print it: three decimals, or n/a when it could not be measured."""
+    return "n/a" if value is None else f"{value:.3f}"

@@ -6,6 +6,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from app.cli.options import DEVICE_HELP
 from app.errors import UsageError
 
 
@@ -14,14 +15,14 @@ def add_command(sub) -> None:
                        description="Build a PDF report from a case database: method, summary, every file, "
                        "a page per flagged image, unreadable files and the models' limitations.")
     p.add_argument("case", type=Path, metavar="CASE", help="case database (.sqlite) written by `forensight scan`")
-    p.add_argument("--pdf", required=True, type=Path, metavar="FILE")
+    p.add_argument("--pdf", required=True, type=Path, metavar="FILE", help="the PDF to write (its SHA-256 goes "
+                   "beside it, in FILE.sha256)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="also write the same rows as CSV")
-    p.add_argument("--title", default="Forensight report")
-    p.add_argument("--examiner", default="", metavar="NAME")
+    p.add_argument("--title", default="Forensight report", help="the title on the cover")
+    p.add_argument("--examiner", default="", metavar="NAME", help="who made the examination (on the cover)")
     p.add_argument("--only", choices=("flagged",), help="list only AI-generated and inconclusive files")
     p.add_argument("--model", metavar="ID", help="whose results to report (default: the most recently used)")
-    p.add_argument("--device", default="auto", help="where Grad-CAM overlays are computed: auto (CUDA, then MPS, "
-                   "then CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--device", default="auto", help=f"where Grad-CAM overlays are computed: {DEVICE_HELP}")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_report)
 

@@ -18,17 +18,19 @@ def add_command(sub) -> None:
     scan.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     scan.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     scan.add_argument("--model", metavar="ID", action="append", help="model id from `forensight models list` "
-                      "(default: the default); repeat it to score every file with several models in one pass")
+                      "(default: the default model, `forensight models default`); repeat it to score every file "
+                      "with several models in one pass")
     scan.add_argument("--threshold", type=float, metavar="T", help="P(fake) at or above which an image is "
                       "called AI-generated (default: the model card's; with several models, every model's)")
-    scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band, e.g. 0.3,0.7; the threshold twice "
-                      "(0.5,0.5) disables it (default: the card's, or threshold ± 0.2 when --threshold is given)")
+    scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band around the threshold (LOW ≤ threshold "
+                      "≤ HIGH), e.g. 0.3,0.7; the threshold twice, e.g. 0.5,0.5, disables it, so 0,0 is refused "
+                      "(default: the card's, or threshold ± 0.2 when --threshold is given)")
     scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
     scan.add_argument("--case", type=Path, metavar="FILE", help="case database (default: beside the CSV, "
                       "else in the user data folder, named after the scanned paths)")
     add_scoring_options(scan)
     scan.add_argument("--workers", type=int, default=None, metavar="N", help="decoding threads (default: "
-                      "up to 4 on the CPU, one per core on a GPU)")
+                      "up to 4 on the CPU; on a GPU one per core, up to 32)")
     scan.set_defaults(run=cmd_scan)
 
 

@@ -80,13 +80,13 @@ def exif_summary_of(image: Image.Image) -> list[tuple[str, str]]:
         exif = load_exif(image)
     except UnreadableExif as exc:
         return [("EXIF", f"unreadable ({exc})")]
-    facts = [(name, _short(exif.get(_TAG_IDS[name]))) for name in _BASE_TAGS
+    facts = [(name, metadata_text(exif.get(_TAG_IDS[name]), _MAX_VALUE)) for name in _BASE_TAGS
              if exif.get(_TAG_IDS[name]) not in (None, "")]
     try:
         details = exif.get_ifd(ExifTags.IFD.Exif)
     except Exception:
         details = {}
-    facts += [(name, _short(details.get(_TAG_IDS[name]))) for name in _EXIF_IFD_TAGS
+    facts += [(name, metadata_text(details.get(_TAG_IDS[name]), _MAX_VALUE)) for name in _EXIF_IFD_TAGS
               if details.get(_TAG_IDS[name]) not in (None, "")]
     try:
         has_gps = bool(exif.get_ifd(ExifTags.IFD.GPSInfo))
@@ -94,7 +94,7 @@ def exif_summary_of(image: Image.Image) -> list[tuple[str, str]]:
         has_gps = False
     if has_gps:
         facts.append(("GPS", "position recorded"))
-    facts += [(f"{image.format} text '{key}'", _short(image.info[key])) for key in _TEXT_KEYS
+    facts += [(f"{image.format} text '{key}'", metadata_text(image.info[key], _MAX_VALUE)) for key in _TEXT_KEYS
               if isinstance(image.info.get(key), (str, bytes))]
     return facts
 
@@ -119,8 +119,3 @@ def load_exif(image: Image.Image) -> Image.Exif:
         return image.getexif()
     except Exception as exc:  # Pillow raises assorted errors on damaged IFDs
         raise UnreadableExif(f"{type(exc).__name__}: {exc}") from None
-
-
-def _short(value: object) -> str:
-    text = metadata_text(value)
-    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 1] + "…"

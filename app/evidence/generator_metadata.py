@@ -13,8 +13,9 @@ from PIL import Image
 from app.evidence import xmp
 from app.evidence.exif import exif_software
 from app.evidence.findings import Finding
+from app.evidence.text import metadata_text
 
-MAX_PROMPT = 300
+MAX_PROMPT = 300  # characters of a prompt kept in the case (cleaned like any metadata text)
 MAX_JSON = 1 << 20  # ComfyUI graphs are tens of KiB; refuse to parse anything absurd
 GENERATORS = {  # display name → pattern, matched case-insensitively in Software / CreatorTool / Comment
     "Stable Diffusion": r"stable[\s_-]?diffusion|\bSDXL\b",
@@ -81,7 +82,7 @@ def _text_chunks(info: dict) -> list[Finding]:
     if "novelai" in software.lower() or _is_novelai_comment(comment):
         details = {"software": software[:200], **_novelai_comment(comment)}
         if text.get("Description"):
-            details.setdefault("prompt", _truncate(text["Description"]))
+            details.setdefault("prompt", metadata_text(text["Description"], MAX_PROMPT))
         findings.append(Finding("png_text", "generator_parameters", "strong",
                                 "NovelAI generation metadata in the file's text chunks.", details, "generated"))
     return findings
@@ -99,9 +100,9 @@ def parse_a1111(parameters: str) -> dict:
             negative = "\n".join([line[len("Negative prompt:"):].strip(), *lines[index + 1:]])
             lines = lines[:index]
             break
-    details = {"prompt": _truncate("\n".join(lines))}
+    details = {"prompt": metadata_text("\n".join(lines), MAX_PROMPT)}
     if negative:
-        details["negative_prompt"] = _truncate(negative)
+        details["negative_prompt"] = metadata_text(negative, MAX_PROMPT)
     wanted = {"Steps": "steps", "Sampler": "sampler", "Seed": "seed", "CFG scale": "cfg_scale", "Size": "size",
               "Model": "model", "Model hash": "model_hash"}
     details.update({name: settings[key][:120] for key, name in wanted.items() if key in settings})
@@ -125,7 +126,7 @@ def parse_comfyui(prompt: str, workflow: str) -> dict:
         if "ckpt_name" in inputs or "unet_name" in inputs:
             details.setdefault("model", str(inputs.get("ckpt_name") or inputs.get("unet_name"))[:120])
         if kind.startswith("CLIPTextEncode") and isinstance(inputs.get("text"), str):
-            details.setdefault("prompt", _truncate(inputs["text"]))
+            details.setdefault("prompt", metadata_text(inputs["text"], MAX_PROMPT))
     return details
 
 
@@ -141,7 +142,7 @@ def _novelai_comment(comment: str) -> dict:
     details = {key: parsed[key] for key in ("steps", "sampler", "seed", "scale") if
                isinstance(parsed.get(key), (int, float, str))}
     if isinstance(parsed.get("prompt"), str):
-        details["prompt"] = _truncate(parsed["prompt"])
+        details["prompt"] = metadata_text(parsed["prompt"], MAX_PROMPT)
     return details
 
 
@@ -177,8 +178,3 @@ def _json(text: str):
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
-
-
-def _truncate(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= MAX_PROMPT else text[:MAX_PROMPT - 1] + "…"

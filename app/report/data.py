@@ -1,7 +1,6 @@
 """What a report says, read from the case database: the rows, the models behind them, the counts."""
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,11 +9,7 @@ from pathlib import Path
 from app.case.store import Case, CaseRow, ModelScore
 from app.evidence.findings import Finding
 from models.engine import Tile
-from models.labels import FAKE, INCONCLUSIVE, LABELS, agreement
-
-UNREADABLE = "unreadable"
-NOT_SCORED = "not scored"
-FLAGGED_LABELS = (FAKE, INCONCLUSIVE)
+from models.labels import FLAGGED_LABELS, NOT_SCORED, OUTCOMES, agreement, outcome
 
 
 class ReportError(ValueError):
@@ -54,7 +49,7 @@ class ReportData:
 
     @property
     def counts(self) -> Counter:
-        return Counter(outcome(row) for row in self.all_rows)
+        return Counter(counted_outcome(row) for row in self.all_rows)
 
     @property
     def flagged(self) -> list[CaseRow]:
@@ -65,12 +60,11 @@ class ReportData:
         return [row for row in self.all_rows if row.error]
 
 
-def outcome(row: CaseRow) -> str:
-    if row.error:
-        return UNREADABLE
-    if row.label in LABELS:
-        return row.label
-    return NOT_SCORED
+def counted_outcome(row: CaseRow) -> str:
+    """The row's word in the report's counts; a label outside the vocabulary (a hand-edited case) counts as not
+    scored, so that every file is counted under a word the summary lists."""
+    word = outcome(row.label, row.error)
+    return word if word in OUTCOMES else NOT_SCORED
 
 
 def is_flagged(row: CaseRow) -> bool:
@@ -84,19 +78,14 @@ def select_rows(case: Case, model_id: str | None, only_flagged: bool) -> list[Ca
 
 
 def model_uses(case: Case) -> list[ModelUse]:
-    cards = {(mid, sha): (name or mid, arch or "", _card(card_json)) for mid, sha, name, arch, card_json in
-             case.db.execute("SELECT model_id, weights_sha256, name, architecture, card_json FROM models")}
+    cards = {(m.model_id, m.weights_sha256): (m.name or m.model_id, m.architecture or "", m.card)
+             for m in case.models()}
     settings: dict[tuple[str, str], list] = {}
     files: Counter = Counter()
-    for mid, sha, threshold, low, high, device, count in case.db.execute(
-            """SELECT model_id, weights_sha256, threshold, band_low, band_high, COALESCE(device, ''), COUNT(*)
-               FROM results GROUP BY model_id, weights_sha256, threshold, band_low, band_high, device
-               ORDER BY model_id, weights_sha256"""):
-        if not all(value is None or isinstance(value, (int, float)) for value in (threshold, low, high)):
-            raise ReportError(f"{case.shown} is a damaged Forensight case: the threshold or inconclusive band "
-                              f"of model {mid!r} holds text")
-        settings.setdefault((mid, sha), []).append((threshold, low, high, device))
-        files[(mid, sha)] += count
+    for used in case.result_settings():
+        key = (used.model_id, used.weights_sha256)
+        settings.setdefault(key, []).append((used.threshold, used.band_low, used.band_high, used.device))
+        files[key] += used.results
     uses = []
     for key in sorted(set(settings) | set(cards)):
         name, arch, card = cards.get(key, (key[0], "", {}))
@@ -141,11 +130,3 @@ def every_models_scores(case: Case, rows: list[CaseRow], model_id: str | None,
             latest.setdefault(score.model_id, score)
         found[row.file_id] = [latest[m] for m in model_ids if m in latest]
     return found
-
-
-def _card(text: str | None) -> dict:
-    try:
-        card = json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        return {}
-    return card if isinstance(card, dict) else {}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -11,12 +11,13 @@ from reportlab.platypus import Image, PageBreak, Spacer, Table, TableStyle
 
 from app.case.store import CaseRow
 from app.report.charts import histogram_png
-from app.report.data import NOT_SCORED, UNREADABLE, ModelUse, ReportData
+from app.report.data import ModelUse, ReportData
 from app.report.layout import MARGIN, PAGE, Paragraph, text  # Paragraph: draws Hebrew and Arabic in visual order
 from app.report.pictures import GradCam, Picture, scale_bar, thumbnail, tile_map
-from models.labels import AGREE, DIFFER, LABELS
-from models.tilemap import strongest
+from models.formatting import format_timestamp
+from models.labels import AGREE, DIFFER, LABELS, NOT_SCORED, UNREADABLE, outcome
 from models.paths import readable
+from models.tilemap import strongest
 
 Progress = Callable[[int, int], None]
 WIDTH = PAGE[0] - 2 * MARGIN
@@ -29,7 +30,7 @@ def cover(s: dict, data: ReportData, *, title: str, examiner: str, created: date
              "files are listed; the counts and the histogram cover every file." if data.only_flagged
              else f"Every file of the case: {len(data.rows)} files.")
     facts = [("Examiner", examiner or "(not stated)"),
-             ("Created", created.isoformat(timespec="seconds") + f" ({created.tzname()})"),
+             ("Created", f"{format_timestamp(created)} ({created.tzname()})"),
              ("Case file", readable(data.case_path)),
              ("Results of model", data.model_id or "(no results yet)"),
              *([("Every model", ", ".join(sorted({use.model_id for use in data.models})) +
@@ -137,7 +138,7 @@ def file_table(s: dict, data: ReportData, progress: Progress, done: int, total: 
 def file_row(s: dict, row: CaseRow, data: ReportData) -> list:
     sha = row.sha256 or ""
     key = [f.message for f in data.evidence.get(row.file_id, []) if f.strength in KEY_STRENGTHS]
-    label = text(UNREADABLE if row.error else (row.label or NOT_SCORED))
+    label = text(outcome(row.label, row.error))
     score = "—" if row.p_fake is None else f"{row.p_fake:.3f}"
     if data.scores:  # every model's score on a line of its own, the reported model's first
         score = "<br/>".join(text(f"{m.model_id} " + ("—" if m.p_fake is None else f"{m.p_fake:.3f}"))
@@ -181,8 +182,7 @@ def flagged_pages(s: dict, data: ReportData, progress: Progress, done: int, tota
 
 
 def file_facts(row: CaseRow) -> list[tuple[str, str]]:
-    modified = (datetime.fromtimestamp(row.modified, tz=timezone.utc).isoformat(timespec="seconds")
-                if row.modified is not None else "unknown")
+    modified = format_timestamp(row.modified) or "unknown"
     return [("Path", row.path), ("SHA-256", row.sha256 or "unknown"),
             ("Size", f"{row.size:,} bytes" if row.size is not None else "unknown"),
             ("Picture", f"{row.width}×{row.height} {row.format or ''}".strip() if row.width else "unknown"),

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Generator, Iterable, Sequence
 
 from app.case.store import Case
 from app.evidence import analyse
@@ -14,7 +14,7 @@ from app.output_guard import CASE, check_output, scan_evidence
 from models.device import describe_device
 from models.discovery import Entry, absolute, discover
 from models.engine import CancelToken, MultiScanEngine, ScanEngine, ScanResult
-from models.labels import AGREE, LABELS, agreement
+from models.labels import AGREE, LABELS, UNREADABLE, agreement
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ModelTally:
 
     def lines(self, indent: str = "  ") -> list[str]:
         out = [f"{indent}{label:<14}{self.by_label.get(label, 0):>7}" for label in LABELS]
-        out.append(f"{indent}{'unreadable':<14}{sum(self.errors.values()):>7}")
+        out.append(f"{indent}{UNREADABLE:<14}{sum(self.errors.values()):>7}")
         for reason, count in self.errors.most_common():
             out.append(f"{indent}    {count:>5} × {reason}")
         if self.reused:
@@ -111,6 +111,21 @@ def run_scan(case: Case, engine: ScanEngine | MultiScanEngine, entries: list[Ent
     (a ScanEngine) or several in one pass (a MultiScanEngine, ensembles and their members included); with
     `evidence`, each file's metadata findings are stored beside its scores. on_batch gets every result the
     batch stored (file by file, each file's models in order) and the summary so far."""
+    batches = iter_scan(case, engine, entries, cancel=cancel, evidence=evidence, roots=roots)
+    while True:
+        try:
+            results, summary = next(batches)
+        except StopIteration as end:
+            return end.value
+        if on_batch:
+            on_batch(results, summary)
+
+
+def iter_scan(case: Case, engine: ScanEngine | MultiScanEngine, entries: list[Entry], *,
+              cancel: CancelToken | None = None, evidence: bool = True,
+              roots: Iterable[Path] = ()) -> Generator[tuple[list[ScanResult], ScanSummary], None, ScanSummary]:
+    """run_scan as a generator (the desktop app's scan worker): yields each stored batch's results with the
+    summary so far, and returns the final summary."""
     roots = list(roots)
     # the last word for the CLI and the app alike: with every file found, the case must not be among them
     check_output(case.path, CASE, scan_evidence(roots, entries))
@@ -134,8 +149,7 @@ def run_scan(case: Case, engine: ScanEngine | MultiScanEngine, entries: list[Ent
         for results in batch:
             summary.add(results)
         summary.elapsed = time.perf_counter() - start
-        if on_batch:
-            on_batch([result for results in batch for result in results], summary)
+        yield [result for results in batch for result in results], summary
     summary.elapsed = time.perf_counter() - start
     summary.cancelled = cancel.cancelled and summary.done < summary.total
     return summary

@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 import sys
 
+# superqt (app/ui/workers.py) reaches Qt through qtpy, which would take PyQt5 if one were installed: never mix two
+os.environ.setdefault("QT_API", "pyside6")
+
 
 def run_app(argv: list[str] | None = None) -> int:
     if not _display_available():

@@ -1,231 +1,185 @@
-"""The engine's long jobs turned into Qt signals, off the GUI thread.
+"""The one way to run work off the GUI thread: superqt's workers, started on bounded pools of our own.
 
-ScanWorker runs the one scan path (app.services.scanning.run_scan, the same as `forensight scan`) in a QThread and
-emits each batch as the case stored it. ExplainService computes Grad-CAM maps on a worker thread and keeps
-them per (file content, model), so going back to an image shows its map at once.
+A plain function becomes a FunctionWorker (a thumbnail, a preview, a Grad-CAM map, a model import, a report, a
+CSV file, a training run); a generator function becomes a GeneratorWorker, whose every yielded value reaches the
+GUI thread as it comes (a scan yields each batch the case has stored). Results, errors and progress arrive on the
+GUI thread, where widgets may change; workers themselves never touch widgets or QPixmaps.
+
+Three changes to superqt 0.9.0, each measured with this project's PySide6 6.11.3 (tests/test_gui_workers.py):
+- Its run() swaps the process-wide warnings.showwarning inside warnings.catch_warnings, which is not thread-safe:
+  two workers that overlap (a thumbnail and a scan) leave it pointing at a finished worker, and every later
+  warning of the process vanishes. Ours leaves warnings alone.
+- A generator job that raises RuntimeError (torch's error for a full GPU) ends with neither `errored` nor
+  `finished`, so the window would wait for that scan forever. Ours reports it like any other error.
+- Its workers all share QThreadPool.globalInstance(), as many threads as cores (2 on the project's laptops), so a
+  burst of thumbnails would queue a scan behind it. Each owner here has a WorkerPool of its own.
+
+Each worker's signal object lives on the GUI thread and is deleted there (deleteLater once `finished` has been
+delivered), whichever thread lets go of the worker last: a Python-made QObject deleted on a worker thread as that
+thread ends takes the GIL while holding Qt's connection lock, and a GUI thread holding the GIL (drawing a chart)
+then waits for that lock for ever (seen once: a scan that never ended).
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from pathlib import Path
+import inspect
+import logging
+from typing import Any, Callable
 
-import numpy as np
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QImage
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from superqt.utils import FunctionWorker, GeneratorWorker, WorkerBase
 
-from app.case.store import Case
-from app.services.scanning import ScanSummary, list_entries, run_scan
-from app.ui.widgets.qt_images import pil_to_qimage
-from app.ui.tasks import BackgroundTasks, describe_exception
-from models.engine import CancelToken, MultiScanEngine, ScanEngine, ScanResult
-from models.ensemble import build_scorers
-from models.explain import Explainer, ModelViewMap, colorize
-from models.imaging import decoding, read_file
-from models.labels import Thresholds
-from models.library import ModelLibrary
-from models.preprocess import draft_size
+from models.engine import CancelToken
 
 
-# ---- scanning ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ScanRequest:
-    case_path: Path
-    model_id: str
-    paths: tuple[Path, ...]
-    recursive: bool
-    thresholds: Thresholds
-    batch_size: int = 16
-    device: str = "auto"
-    also: tuple[str, ...] = ()  # more models scored in the same pass, each at its card's thresholds
-
-    @property
-    def model_ids(self) -> tuple[str, ...]:
-        return (self.model_id, *(m for m in dict.fromkeys(self.also) if m != self.model_id))
+class _Signals(QObject):
+    """superqt's worker signals (its workers find them by name), and progress."""
+    started = Signal()
+    finished = Signal()
+    returned = Signal(object)
+    errored = Signal(object)
+    warned = Signal(tuple)
+    yielded = Signal(object)
+    paused = Signal()
+    resumed = Signal()
+    aborted = Signal()
+    progressed = Signal(tuple)  # the values a function job passed to its report callable
 
 
-@dataclass(frozen=True)
-class ScanProgress:
-    done: int
-    total: int
-    elapsed: float
+class _EndsCleanly:
+    """superqt's WorkerBase.run without the warnings swap, and always ending with `finished`."""
 
-    @property
-    def rate(self) -> float:
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+    cancel_token: CancelToken | None = None
 
-    @property
-    def seconds_left(self) -> float | None:
-        return (self.total - self.done) / self.rate if self.rate > 0 else None
-
-
-class ScanWorker(QObject):
-    """Lives in its own QThread. stop() may be called from any thread; the engine stops before the next batch,
-    and every batch already scored is in the case and has been emitted."""
-    listed = Signal(int)  # files found, before the first batch
-    batch_done = Signal(object, object)  # {model id: list[CaseRow]} as stored in the case, ScanProgress
-    failed = Signal(str)  # the scan could not run (model, device, case): a sentence for the user
-    finished = Signal(object)  # ScanSummary, or None when it failed
-
-    def __init__(self, request: ScanRequest) -> None:
-        super().__init__()
-        self.request = request
-        self.cancel_token = CancelToken()
+    def run(self) -> None:
+        self.started.emit()
+        self._running = True
+        try:
+            result = self.work()
+            if not self.abort_requested:
+                self.returned.emit(result)
+        except Exception as exc:  # noqa: BLE001  the GUI thread turns it into a sentence and a log entry
+            self.errored.emit(exc)
+        finally:
+            self._running = False
+            self.finished.emit()
 
     def stop(self) -> None:
-        self.cancel_token.cancel()
+        """Ask the job to wind down through its cancel token; unlike quit(), what it returns still arrives (how
+        far a stopped scan got, the checkpoint a stopped training kept)."""
+        if self.cancel_token is not None:
+            self.cancel_token.cancel()
 
-    @Slot()
-    def run(self) -> None:
-        summary = None
+
+class FunctionJob(_EndsCleanly, FunctionWorker):
+    def __init__(self, func: Callable[..., Any], reports: bool = False) -> None:
+        super().__init__(func)
+        self.signals = _Signals()
+        self._reports = reports
+
+    def work(self) -> Any:
+        return self._func(self.report) if self._reports else self._func()
+
+    def report(self, *values: Any) -> None:
+        """Progress from the job, on its own thread; reaches the pool's progress callback on the GUI thread."""
+        self.signals.progressed.emit(values)
+
+
+class GeneratorJob(_EndsCleanly, GeneratorWorker):
+    def __init__(self, func: Callable[..., Any]) -> None:
+        super().__init__(func, SignalsClass=_Signals)
+
+    def work(self) -> Any:
         try:
-            summary = self._scan()
-        except Exception as exc:  # model, device or case trouble: one message, no traceback
-            self.failed.emit(describe_exception(exc))
+            result = super().work()
         finally:
-            self.finished.emit(summary)
-
-    def _scan(self) -> ScanSummary:
-        request = self.request
-        library = ModelLibrary()
-        # the toolbar's thresholds are the first model's; the others (an ensemble's members too) keep their cards'
-        thresholds_for = lambda card: request.thresholds if card.id == request.model_id else None  # noqa: E731
-        scorers = build_scorers([library.load(model_id) for model_id in request.model_ids],
-                                lambda model: ScanEngine(model, device=request.device, batch_size=request.batch_size,
-                                                         thresholds=thresholds_for(model.card)), thresholds_for)
-        entries = list_entries(list(request.paths), request.recursive)
-        self.listed.emit(len(entries))
-        with Case(request.case_path) as case:  # this thread's own connection: SQLite objects stay put
-            def on_batch(batch: list[ScanResult], summary: ScanSummary) -> None:
-                paths = list(dict.fromkeys(result.path for result in batch))
-                stored = {model_id: case.rows_for_paths(model_id, paths) for model_id in request.model_ids}
-                self.batch_done.emit(stored, ScanProgress(summary.done, summary.total, summary.elapsed))
-
-            return run_scan(case, MultiScanEngine(scorers), entries, cancel=self.cancel_token, on_batch=on_batch,
-                            roots=request.paths)
+            self._gen.close()  # aborted between yields: the job's own clean-up (a case connection) runs here
+        if isinstance(result, RuntimeError):  # superqt hands back a RuntimeError the job raised as its result
+            raise result
+        return result
 
 
-def start_worker_thread(worker: QObject, parent: QObject) -> QThread:
-    """Run `worker` (a QObject with a run() slot and a `finished` signal: scans, training) in a new QThread that
-    ends, and cleans up, when the worker finishes."""
-    thread = QThread(parent)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    # quit from the worker's own thread: a queued quit would wait for the GUI thread, which may itself be
-    # waiting for this thread to end (closing the window mid-scan)
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    # and hand the worker back to the GUI thread first, so it is deleted there: deleted in its own thread as that
-    # thread ends, a Python-made QObject takes the GIL while holding Qt's connection lock, and the GUI thread,
-    # holding the GIL in a chart update, waits for that lock (seen once: a scan that never ended)
-    home = QThread.currentThread()  # the GUI thread, which starts every worker
-    worker.finished.connect(lambda *_: worker.moveToThread(home), Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(worker.deleteLater)
-    thread.start()
-    return thread
+Worker = FunctionJob | GeneratorJob
+_OUTLIVING: set[QObject] = set()
 
 
-# ---- explaining ----------------------------------------------------------------------------------------------
-class ExplainError(RuntimeError):
-    pass
+class WorkerPool(QObject):
+    """The workers of one owner (the scan, the thumbnails, a dialog) on `threads` threads of its own."""
 
-
-@dataclass(frozen=True)
-class ExplainRequest:
-    path: str
-    sha256: str
-    model_id: str
-    weights_sha256: str | None
-    size: tuple[int, int]  # width, height of the picture the map will lie on
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return self.sha256, self.model_id
-
-
-@dataclass
-class ExplainResult:
-    request: ExplainRequest
-    heat: np.ndarray  # float32 (height, width) in [0, 1]
-    colours: QImage  # the heat map on the colour ramp, same size
-    seconds: float = 0.0
-    cached: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-class ExplainService(QObject):
-    ready = Signal(object)  # ExplainResult
-    failed = Signal(object, str)  # ExplainRequest, reason
-
-    def __init__(self, device: str | None = None, capacity: int = 256, parent: QObject | None = None) -> None:
+    def __init__(self, threads: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.device = device
-        self.capacity = capacity
-        self._tasks = BackgroundTasks(threads=1, parent=self)
-        self._lock = threading.Lock()
-        self._maps: OrderedDict[tuple[str, str], ModelViewMap] = OrderedDict()  # small: model-input sized
-        self._explainers: dict[tuple[str, str], Explainer] = {}
-        self._latest: ExplainRequest | None = None
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._workers: set[WorkerBase] = set()  # alive until their last signal has been delivered
+        self._detached = False  # the owner is gone: results are dropped unseen
 
-    def request(self, request: ExplainRequest) -> None:
-        self._latest = request
-        self._tasks.submit(lambda: self._compute(request), self._deliver,
-                           lambda reason: self.failed.emit(request, reason))
-
-    def is_cached(self, request: ExplainRequest) -> bool:
-        with self._lock:
-            return request.key in self._maps
+    def start(self, work: Callable[..., Any], *, done: Callable[[Any], None] | None = None,
+              failed: Callable[[str], None] | None = None, yielded: Callable[[Any], None] | None = None,
+              progress: Callable[..., None] | None = None, cancel: CancelToken | None = None) -> Worker:
+        """Run `work` on the pool: a generator function (each value it yields goes to `yielded`) or a function
+        (called with a report(*values) callable when `progress` is given, its calls reaching progress(*values)).
+        Its result goes to `done`; an exception to `failed` as one sentence (the traceback to the log). `cancel`
+        is the job's own token, set by the worker's stop()."""
+        worker: Worker = (GeneratorJob(work) if inspect.isgeneratorfunction(work)
+                          else FunctionJob(work, reports=progress is not None))
+        worker.cancel_token = cancel
+        worker.setAutoDelete(False)  # Python owns it, so the pool never deletes it under a pending signal
+        worker.signals.setParent(self)  # owned here: deleted on the GUI thread, never by a worker thread
+        if done is not None:
+            worker.returned.connect(self._unless_detached(done))
+        worker.errored.connect(lambda exc: _fail(exc, self._unless_detached(failed) if failed else None))
+        if yielded is not None:
+            worker.yielded.connect(self._unless_detached(yielded))
+        if progress is not None:
+            worker.progressed.connect(self._unless_detached(lambda values: progress(*values)))
+        worker.finished.connect(lambda: self._forget(worker))  # delivered after returned or errored
+        self._workers.add(worker)
+        self._pool.start(worker)
+        return worker
 
     def busy(self) -> bool:
-        return self._tasks.busy()
+        """True until the last result has been delivered, not merely computed."""
+        return bool(self._workers)
 
-    def shutdown(self) -> None:
-        self._tasks.shutdown()
+    def wait(self, timeout_ms: int) -> bool:
+        """Block until every started worker has returned (its signals may still be on their way)."""
+        return self._pool.waitForDone(timeout_ms)
 
-    # ---- worker thread -------------------------------------------------------------------------
-    def _compute(self, request: ExplainRequest) -> ExplainResult | None:
-        if request != self._latest:
-            return None  # the user moved on while this waited: skip it
-        start = time.perf_counter()
-        with self._lock:
-            view_map = self._maps.get(request.key)
-        cached = view_map is not None
-        if view_map is None:
-            view_map = self._explain_file(request)
-            with self._lock:
-                self._maps[request.key] = view_map
-                while len(self._maps) > self.capacity:
-                    self._maps.popitem(last=False)
-        heat = view_map.render(request.size)
-        return ExplainResult(request, heat, pil_to_qimage(colorize(heat)), time.perf_counter() - start, cached)
+    def shutdown(self, wait_ms: int = 10_000) -> None:
+        """The owner is closing: drop queued work, abort generator jobs between yields, wait for the rest a
+        while; what is still running then finishes unseen (detach)."""
+        for worker in list(self._workers):
+            if self._pool.tryTake(worker):  # never started: nothing will ever come from it
+                self._forget(worker)
+            else:
+                worker.quit()
+        if not self._pool.waitForDone(wait_ms):
+            self.detach()
 
-    def _explain_file(self, request: ExplainRequest) -> ModelViewMap:
-        explainer = self._explainer(request)
-        data, sha256 = read_file(Path(request.path))
-        if sha256 != request.sha256:
-            raise ExplainError("the file has changed since it was scanned; scan it again first")
-        spec = explainer.card.input
-        # decoded exactly as the scan decoded it, so the map explains the score in the table
-        with decoding(data, draft_size=draft_size(spec), background=tuple(spec.background)) as decoded:
-            return explainer.model_view_map(decoded.image)  # the picture stays in the decode budget meanwhile
+    def detach(self) -> None:
+        """Let the work still running finish unseen after its owner has gone, without waiting for it: nothing
+        more reaches the owner, and destroying a busy pool would block until its work is done. A pool kept this
+        way costs a few bytes for the life of the process."""
+        self._detached = True
+        if self.busy():
+            self.setParent(None)
+            _OUTLIVING.add(self)
 
-    def _explainer(self, request: ExplainRequest) -> Explainer:
-        library = ModelLibrary()
-        entry = library.get(request.model_id)
-        if request.weights_sha256 and entry.card.weights_sha256 != request.weights_sha256:
-            raise ExplainError(f"model {request.model_id!r} in the library now has other weights than the ones "
-                               "that scored this file, so its map would explain a different model")
-        if entry.card.architecture == "ensemble":  # the detail view offers its members instead
-            raise ExplainError(f"{request.model_id} is an ensemble: Grad-CAM explains one of its members (choose "
-                               "one beside Grad-CAM)")
-        key = (entry.card.id, entry.card.weights_sha256)
-        if key not in self._explainers:
-            from models.device import select_device
+    def _unless_detached(self, callback: Callable[..., None]) -> Callable[..., None]:
+        return lambda *args: None if self._detached else callback(*args)
 
-            self._explainers[key] = Explainer(library.load(entry), select_device(self.device))
-        return self._explainers[key]
+    def _forget(self, worker: WorkerBase) -> None:
+        self._workers.discard(worker)
+        worker.signals.deleteLater()
 
-    def _deliver(self, result: ExplainResult | None) -> None:
-        if result is not None:
-            self.ready.emit(result)
+
+def _fail(exc: BaseException, failed: Callable[[str], None] | None) -> None:
+    reason = describe_exception(exc)
+    if failed is not None:
+        failed(reason)
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One sentence for the user; the traceback goes to the log file for a bug report."""
+    logging.getLogger("app.ui").error("background work failed", exc_info=exc)
+    text = str(exc).strip().strip("'\"")
+    return text or type(exc).__name__

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.card import MAX_CARD_BYTES, InputSpec, ModelCard
+from models.card import MAX_CARD_BYTES, InputSpec, ModelCard, band_around, sha256_file
 from models.checkpoints import MAX_CHECKPOINT_BYTES, CheckpointError, check_checkpoint_file, read_torch_object
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -129,68 +129,93 @@ def _show(labels: list[str]) -> str:
 # ---- preprocessing ----------------------------------------------------------------------------------------
 def input_spec(folder: Path, config: dict[str, Any], policy: str | None = None) -> tuple[InputSpec, str]:
     """The card's input from preprocessor_config.json, and a note of what could not be matched exactly."""
+    notes: list[str] = []  # each step adds what it had to approximate, in the order the user reads them
+    proc, source = _processor_config(folder, config, notes)
+    interpolation = _interpolation(proc, notes)
+    geometry = _geometry(proc, source, notes)
+    mean, std = _normalisation(proc)
+    spec = InputSpec(mean=mean, std=std, interpolation=interpolation, jpeg_draft=False, **geometry)
+    if policy:
+        spec = InputSpec(**{**spec.__dict__, "policy": policy})
+        notes.append(f"Input policy {policy} chosen on import instead of the processor's.")
+    return spec, " ".join([f"Input from {source}."] + notes)
+
+
+def _processor_config(folder: Path, config: dict[str, Any], notes: list[str]) -> tuple[dict[str, Any], str]:
+    """The folder's image-processor settings and where they came from; a square resize with mean and std 0.5 (the
+    transformers default) when the folder has none."""
     path = Path(folder) / "preprocessor_config.json"
-    notes = []
     if path.is_file():
         proc = _read_json(path)
-        source = f"preprocessor_config.json ({proc.get('image_processor_type', 'image processor')})"
-    else:
-        size = int(config.get("image_size", 224) if isinstance(config.get("image_size", 224), int) else 224)
-        proc = {"size": {"height": size, "width": size}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
-        source = "no preprocessor_config.json in the folder"
-        notes.append(f"The folder has no preprocessor_config.json: Forensight assumed a {size}×{size} resize "
-                     "with mean and std 0.5; check the publisher's instructions.")
+        return proc, f"preprocessor_config.json ({proc.get('image_processor_type', 'image processor')})"
+    size = int(config.get("image_size", 224) if isinstance(config.get("image_size", 224), int) else 224)
+    notes.append(f"The folder has no preprocessor_config.json: Forensight assumed a {size}×{size} resize "
+                 "with mean and std 0.5; check the publisher's instructions.")
+    proc = {"size": {"height": size, "width": size}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    return proc, "no preprocessor_config.json in the folder"
+
+
+def _interpolation(proc: dict[str, Any], notes: list[str]) -> str:
     resample = proc.get("resample", 2)
-    interpolation = _RESAMPLE.get(resample, "bilinear") if isinstance(resample, int) else "bilinear"
     if isinstance(resample, int) and resample in (4, 5):
         notes.append("The processor's box/hamming resampling is approximated by bilinear.")
-    size = proc.get("size", 224)
-    crop = proc.get("crop_size")
+    return _RESAMPLE.get(resample, "bilinear") if isinstance(resample, int) else "bilinear"
+
+
+def _side(value: dict | None, label: str, notes: list[str]) -> int | None:
+    """One side of a processor size ({height, width}, {shortest_edge} or {longest_edge}); a non-square size is
+    widened to a square of its longer side, with a note."""
+    if not value:
+        return None
+    if "height" in value and "width" in value:
+        if value["height"] != value["width"]:
+            notes.append(f"The processor's {label} {value['height']}×{value['width']} is not square: Forensight "
+                         f"uses {max(value['height'], value['width'])}×{max(value['height'], value['width'])}.")
+        return int(max(value["height"], value["width"]))
+    return int(value.get("shortest_edge") or value.get("longest_edge") or 0) or None
+
+
+def _geometry(proc: dict[str, Any], source: str, notes: list[str]) -> dict[str, Any]:
+    """The processor's resize and crop as the card's policy, size and resize."""
+    size, crop = proc.get("size", 224), proc.get("crop_size")
     do_resize, do_crop = proc.get("do_resize", True), proc.get("do_center_crop", False)
     if isinstance(size, int):
         size = {"height": size, "width": size}
     if isinstance(crop, int):
         crop = {"height": crop, "width": crop}
-
-    def side(value: dict | None, label: str) -> int | None:
-        if not value:
-            return None
-        if "height" in value and "width" in value:
-            if value["height"] != value["width"]:
-                notes.append(f"The processor's {label} {value['height']}×{value['width']} is not square: Forensight "
-                             f"uses {max(value['height'], value['width'])}×{max(value['height'], value['width'])}.")
-            return int(max(value["height"], value["width"]))
-        return int(value.get("shortest_edge") or value.get("longest_edge") or 0) or None
-
-    spec_kwargs: dict[str, Any] = {}
     if not do_resize:
-        crop_side = side(crop, "crop") if do_crop else None
-        spec_kwargs = {"policy": "center_crop", "size": crop_side or side(size, "size") or 224}
+        crop_side = _side(crop, "crop", notes) if do_crop else None
+        geometry = {"policy": "center_crop", "size": crop_side or _side(size, "size", notes) or 224}
     elif "shortest_edge" in (size or {}) and proc.get("crop_pct") is not None and "ConvNext" in source:
         edge = int(size["shortest_edge"])  # ConvNeXt: below 384, resize to edge/crop_pct then crop edge
         if edge < 384:
-            spec_kwargs = {"policy": "resize_center_crop", "size": edge, "resize": int(edge / proc["crop_pct"])}
+            geometry = {"policy": "resize_center_crop", "size": edge, "resize": int(edge / proc["crop_pct"])}
         else:
-            spec_kwargs = {"policy": "resize", "size": edge}
+            geometry = {"policy": "resize", "size": edge}
     elif "shortest_edge" in (size or {}):
         edge = int(size["shortest_edge"])
-        crop_side = side(crop, "crop") if do_crop else None
+        crop_side = _side(crop, "crop", notes) if do_crop else None
         if crop_side:
-            spec_kwargs = {"policy": "resize_center_crop", "size": crop_side, "resize": max(edge, crop_side)}
+            geometry = {"policy": "resize_center_crop", "size": crop_side, "resize": max(edge, crop_side)}
         else:
             notes.append("The processor keeps the aspect ratio without cropping; Forensight resizes the shorter side "
                          f"to {edge} and takes the centre {edge}×{edge} square.")
-            spec_kwargs = {"policy": "resize_center_crop", "size": edge, "resize": edge}
+            geometry = {"policy": "resize_center_crop", "size": edge, "resize": edge}
     else:
-        resized = side(size, "size") or 224
-        crop_side = side(crop, "crop") if do_crop else None
+        resized = _side(size, "size", notes) or 224
+        crop_side = _side(crop, "crop", notes) if do_crop else None
         if crop_side and crop_side < resized:
-            notes.append(f"The processor squashes to {resized}×{resized} and crops {crop_side}: Forensight resizes the "
-                         f"shorter side to {resized} and crops {crop_side} (the same for square pictures).")
-            spec_kwargs = {"policy": "resize_center_crop", "size": crop_side, "resize": resized}
+            notes.append(f"The processor squashes to {resized}×{resized} and crops {crop_side}: Forensight resizes "
+                         f"the shorter side to {resized} and crops {crop_side} (the same for square pictures).")
+            geometry = {"policy": "resize_center_crop", "size": crop_side, "resize": resized}
         else:
-            spec_kwargs = {"policy": "resize", "size": resized}
-    spec_kwargs["resize"] = max(spec_kwargs.get("resize", spec_kwargs["size"]), spec_kwargs["size"])
+            geometry = {"policy": "resize", "size": resized}
+    geometry["resize"] = max(geometry.get("resize", geometry["size"]), geometry["size"])
+    return geometry
+
+
+def _normalisation(proc: dict[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The processor's rescale and normalisation as the card's mean and std, which apply to x/255."""
     factor = float(proc.get("rescale_factor", 1 / 255)) if proc.get("do_rescale", True) else 1.0
     if proc.get("do_normalize", True):
         mean = [float(v) for v in proc.get("image_mean", [0.5] * 3)]
@@ -201,12 +226,7 @@ def input_spec(folder: Path, config: dict[str, Any], policy: str | None = None) 
         mean, std = mean * 3, std * 3
     # Forensight normalises x/255: (x·factor − m)/s = (x/255 − m/(255·factor)) / (s/(255·factor))
     scale = 255.0 * factor
-    spec = InputSpec(mean=tuple(m / scale for m in mean), std=tuple(s / scale for s in std),
-                     interpolation=interpolation, jpeg_draft=False, **spec_kwargs)
-    if policy:
-        spec = InputSpec(**{**spec.__dict__, "policy": policy})
-        notes.append(f"Input policy {policy} chosen on import instead of the processor's.")
-    return spec, " ".join([f"Input from {source}."] + notes)
+    return tuple(m / scale for m in mean), tuple(s / scale for s in std)
 
 
 # ---- the network ------------------------------------------------------------------------------------------
@@ -257,15 +277,58 @@ def prepare(folder: Path, *, model_id: str | None = None, name: str | None = Non
             policy: str | None = None) -> tuple[ModelCard, dict[str, torch.Tensor]]:
     """The card and the weights of a Hugging Face folder, checked by loading them with transformers."""
     from models import families
-    from models.card import sha256_file
 
     folder = Path(folder)
+    config = _safe_config(folder)
+    files = _weight_files(folder)
+    labels = labels_of(config)
+    fake = fake_labels(labels, fake_label, folder.name)
+    model = _load_pretrained(folder)
+    if model.config.num_labels != len(labels):  # the loaded network is the truth when config.json's labels disagree
+        labels = labels_of(json.loads(model.config.to_json_string(use_diff=False)))
+        fake = fake_labels(labels, fake_label, folder.name)
+    spec, input_note = input_spec(folder, config, policy)
+    state = _unshared(model.state_dict())
+    config_dict = json.loads(model.config.to_json_string(use_diff=False))
+    config_dict.pop("_name_or_path", None)
+    explain = explain_target(model, fake, len(labels), spec.size)
+    sha256 = sha256_file(files[0])
+    known = families.known_file_by_sha256(sha256)
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in folder.name.lower()).strip("-._")
+    card = ModelCard(
+        id=model_id or (stem or "huggingface")[:64], name=name or folder.name, architecture="hf_image_classifier",
+        num_logits=1 if len(labels) == 1 else 2, fake_index=1, input=spec,
+        threshold=0.5 if threshold is None else threshold, family="huggingface",
+        family_config={"config": config_dict, "labels": labels, "fake_labels": fake, "explain": explain,
+                       "weights_files": [f.name for f in files]},
+    )
+    if threshold is not None:
+        card.inconclusive_band = band_around(threshold)
+    fake_text = ", ".join(labels[i] for i in fake) if fake else f"not {labels[0]}"
+    note = (f"Hugging Face {config.get('model_type', '?')} classifier "
+            f"({', '.join(config.get('architectures') or ['?'])}); labels {_show(labels)}; "
+            f"P(fake) = P({fake_text}). {input_note}")
+    card = families.apply_catalogue(card, families.catalogue_entry("huggingface"),
+                                    known.file if known else None, path=folder, sha256=sha256,
+                                    how="sha256" if known else "folder contents", note=note)
+    card.validate()
+    return card, state
+
+
+def _safe_config(folder: Path) -> dict[str, Any]:
+    """config.json of a model folder, refused when the model needs its publisher's code to run."""
     if not folder.is_dir():
         raise CheckpointError(f"{folder} is not a folder: a Hugging Face model is a folder holding config.json")
     config = read_config(folder)
     if config.get("auto_map"):
         raise CheckpointError(f"{folder.name} needs its publisher's own Python code (config.json auto_map); "
                               "Forensight never runs code from a model")
+    return config
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    """The folder's weights file, or its shards, checked before transformers opens them: within the size
+    Forensight reads, and no pickle that would run code."""
     weights = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
     index = next((folder / f for f in SHARD_INDEXES if (folder / f).is_file()), None)
     if weights is None and index is None:
@@ -280,40 +343,7 @@ def prepare(folder: Path, *, model_id: str | None = None, name: str | None = Non
     for f in files:
         if f.suffix == ".bin":
             read_torch_object(f)  # refuses a pickle that would run code before transformers opens it
-    labels = labels_of(config)
-    fake = fake_labels(labels, fake_label, folder.name)
-    model = _load_pretrained(folder)
-    if model.config.num_labels != len(labels):
-        labels = labels_of(json.loads(model.config.to_json_string(use_diff=False)))
-        fake = fake_labels(labels, fake_label, folder.name)
-    spec, input_note = input_spec(folder, config, policy)
-    state = _unshared(model.state_dict())
-    config_dict = json.loads(model.config.to_json_string(use_diff=False))
-    config_dict.pop("_name_or_path", None)
-    explain = explain_target(model, fake, len(labels), spec.size)
-    num_logits = 1 if len(labels) == 1 else 2
-    sha256 = sha256_file(files[0])
-    known = families.known_file_by_sha256(sha256)
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in folder.name.lower()).strip("-._")
-    card = ModelCard(
-        id=model_id or (stem or "huggingface")[:64], name=name or folder.name, architecture="hf_image_classifier",
-        num_logits=num_logits, fake_index=1, input=spec, threshold=0.5 if threshold is None else threshold,
-        family="huggingface",
-        family_config={"config": config_dict, "labels": labels, "fake_labels": fake, "explain": explain,
-                       "weights_files": [f.name for f in files]},
-    )
-    if threshold is not None:
-        half = min(0.2, threshold, 1 - threshold)
-        card.inconclusive_band = (threshold - half, threshold + half)
-    fake_text = ", ".join(labels[i] for i in fake) if fake else f"not {labels[0]}"
-    note = (f"Hugging Face {config.get('model_type', '?')} classifier "
-            f"({', '.join(config.get('architectures') or ['?'])}); labels {_show(labels)}; "
-            f"P(fake) = P({fake_text}). {input_note}")
-    card = families.apply_catalogue(card, families.catalogue_entry("huggingface"),
-                                    known.file if known else None, path=folder, sha256=sha256,
-                                    how="sha256" if known else "folder contents", note=note)
-    card.validate()
-    return card, state
+    return files
 
 
 def _load_pretrained(folder: Path) -> nn.Module:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.card import CardError, InputSpec, ModelCard
+from models.card import CardError, InputSpec, ModelCard, band_around, sha256_file
 from models.checkpoints import CheckpointError, check_checkpoint_file
 
 SPEC_FIELDS = ("policy", "size", "resize", "mean", "std", "interpolation")
@@ -125,7 +125,6 @@ def prepare(path: Path, *, model_id: str | None = None, name: str | None = None,
             threshold: float | None = None, policy: str | None = None,
             input_spec: dict[str, Any] | None = None) -> ModelCard:
     from models import families
-    from models.card import sha256_file
 
     path = Path(path)
     check_checkpoint_file(path)
@@ -166,8 +165,7 @@ def prepare(path: Path, *, model_id: str | None = None, name: str | None = None,
                        "input_given": {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}},
     )
     if threshold is not None:
-        half = min(0.2, threshold, 1 - threshold)
-        card.inconclusive_band = (threshold - half, threshold + half)
+        card.inconclusive_band = band_around(threshold)
     given_text = ", ".join(f"{k} {v}" for k, v in given.items()) or "nothing"
     note = (f"ONNX graph: input {inputs[0].name} {inputs[0].shape}, output {outputs[0].name} {outputs[0].shape}; "
             f"preprocessing given on import: {given_text}"

@@ -27,9 +27,8 @@ from models.card import InputSpec, sha256_file
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, describe_mismatch,
                                 read_safetensors, read_torch_object)
 from models.families import dinov2
+from models.registry import CLIP_MEAN, CLIP_STD
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 ACTIVATIONS = ("quick_gelu", "gelu")
 # OpenCLIP's head width is 64 except in its biggest towers (model_configs/ViT-H-14, ViT-g-14, ViT-bigG-14.json)
 _HEAD_WIDTH = {1280: 80, 1408: 88, 1664: 104}

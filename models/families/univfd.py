@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from models.card import ModelCard, sha256_file
+from models.card import ModelCard, band_around, sha256_file
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, read_safetensors,
                                 read_torch_object)
 from models.families import tower_linear, towers
@@ -84,8 +84,7 @@ def prepare(head_path: Path, tower_path: Path | None, *, model_id: str | None = 
                        "explain": towers.explain_layer(config)},
     )
     if threshold is not None:
-        half = min(0.2, threshold, 1 - threshold)
-        card.inconclusive_band = (threshold - half, threshold + half)
+        card.inconclusive_band = band_around(threshold)
     how = "contents"
     if known is not None:
         how = "sha256" if head_sha in known.file.get("sha256", []) else "file name"

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog
                                QVBoxLayout)
 
 from app.ui.widgets.messages import show_error
-from app.ui.tasks import BackgroundTasks, ProgressRelay
+from app.ui.workers import WorkerPool
 from models.card import INPUT_POLICIES, CardError
 from models.input_settings import set_model_input
 from models.library import LibraryEntry, ModelLibrary
@@ -36,7 +36,7 @@ class ModelManagerDialog(QDialog):
         self.setWindowTitle("Models")
         self.resize(860, 540)
         self.library = library or ModelLibrary()
-        self._tasks = BackgroundTasks(threads=1, parent=self)
+        self._workers = WorkerPool(threads=1, parent=self)
 
         self.model_list = QListWidget()
         self.model_list.currentItemChanged.connect(lambda *_: self._show_card())
@@ -165,9 +165,9 @@ class ModelManagerDialog(QDialog):
                 return
         self.status.setText(f"Importing {path.name}…")
         self._update_buttons(busy=True)
-        self._tasks.submit(lambda: self.library.import_path(path, family=family, fake_label=fake_label or None,
-                                                            tower=tower),
-                           self._imported, lambda reason: self._import_failed(path, reason))
+        self._workers.start(lambda: self.library.import_path(path, family=family, fake_label=fake_label or None,
+                                                             tower=tower),
+                            done=self._imported, failed=lambda reason: self._import_failed(path, reason))
 
     def _fake_label_for(self, folder: Path) -> str | None | bool:
         """None when the labels say which one means fake; the label the user picked; False when cancelled."""
@@ -276,29 +276,26 @@ class ModelManagerDialog(QDialog):
         `finished` is emitted with True or False once the dialog is up to date."""
         self.status.setText(f"{doing}…")
         self._update_buttons(busy=True)
-        relay = ProgressRelay(self)  # the worker reports through it; the label changes on the GUI thread
-        relay.changed.connect(lambda done, total: self.status.setText(f"{doing}: scored {done} of {total} {scored}…"),
-                              Qt.ConnectionType.QueuedConnection)
         library = self.library
 
         def succeeded(outcome) -> None:
-            relay.deleteLater()
             self.status.setText("\n".join(outcome.lines()))
             self.refresh(select=outcome.entry.card.id)
             self.library_changed.emit()
             finished.emit(True)
 
         def failed(reason: str) -> None:
-            relay.deleteLater()
             self.status.setText("")
             self._update_buttons()
             show_error(self, refused, not_done, f"{reason}\n\nThe library is unchanged.")
             finished.emit(False)
 
-        self._tasks.submit(lambda: job(library, relay.report), succeeded, failed)
+        self._workers.start(lambda report: job(library, report), done=succeeded, failed=failed,
+                            progress=lambda done, total: self.status.setText(
+                                f"{doing}: scored {done} of {total} {scored}…"))
 
     def done(self, result: int) -> None:
-        self._tasks.shutdown()
+        self._workers.shutdown()
         super().done(result)
 
 

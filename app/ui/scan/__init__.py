@@ -1,2 +1,2 @@
-"""The scan view: the results table and its Qt model, the histogram, the detail view with the image viewer,
-previews and thumbnails."""
+"""The scan view: the scan toolbar, the folder browser, the scan controller and its job, the results table and
+its Qt model, the histogram, the detail view with the image viewer, Grad-CAM, previews and thumbnails."""

@@ -4,7 +4,6 @@ the pointer is named), and the facts: path, SHA-256, size, format, metadata, and
 from __future__ import annotations
 
 import html
-from datetime import datetime
 from pathlib import PurePath
 
 from PySide6.QtCore import Qt, Signal
@@ -17,11 +16,13 @@ from app.evidence.findings import Finding
 from app.ui.scan.image_viewer import ImageViewer
 from app.ui.scan.previews import Preview, make_preview
 from app.ui.widgets.qt_images import pil_rgba_to_qimage, pil_to_qimage
-from app.ui.scan.results_model import human_size, verdict
-from app.ui.tasks import BackgroundTasks
-from app.ui.workers import ExplainRequest, ExplainResult, ExplainService
+from app.ui.scan.results_model import verdict
+from app.ui.scan.explain import ExplainRequest, ExplainResult, ExplainService
+from app.ui.workers import WorkerPool
 from models import tilemap
 from models.engine import Tile
+from models.formatting import format_timestamp, human_size
+from models.labels import outcome
 
 TILE_MAP_SIDE = 1024  # the map layer's longest side: tiles are coarse, the view stretches it over the picture
 
@@ -35,14 +36,25 @@ class DetailView(QWidget):
         self.explainer = explainer
         explainer.ready.connect(self._explained)
         explainer.failed.connect(self._explain_failed)
-        self._tasks = BackgroundTasks(threads=1, parent=self)
+        self._workers = WorkerPool(threads=1, parent=self)
         self._row: CaseRow | None = None
         self._scores: list[ModelScore] = []
         self._findings: list[Finding] = []
         self._tiles: list[Tile] = []
         self._preview: Preview | None = None
         self._exif_text = ""
+        self.status = QLabel("")
+        self.status.setObjectName("detailStatus")
+        self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._build_controls())
+        layout.addWidget(self.status)
+        layout.addWidget(self._build_body(), 1)
+        self.show_row(None, [])
 
+    def _build_controls(self) -> QHBoxLayout:
+        """The viewers and the row of controls above them: zoom, Grad-CAM, opacity, side by side, tile map."""
         self.viewer = ImageViewer()
         self.plain_viewer = ImageViewer()  # left half of the side-by-side comparison
         self.plain_viewer.hide()
@@ -85,17 +97,16 @@ class DetailView(QWidget):
         self.hover_label.setObjectName("tileUnderPointer")
         self.viewer.pointer_moved.connect(self._pointer_moved)
         self.viewer.pointer_left.connect(lambda: self.hover_label.setText(""))
-        self.status = QLabel("")
-        self.status.setObjectName("detailStatus")
-        self.status.setWordWrap(True)
-
         controls = QHBoxLayout()
         for widget in (self.fit_button, self.actual_button, self.zoom_label, self.overlay_box, self.explain_model,
                        self.opacity_slider, self.side_by_side_box, self.tiles_box, self.tile_scale):
             controls.addWidget(widget)
         controls.addStretch(1)
         controls.addWidget(self.hover_label)
+        return controls
 
+    def _build_body(self) -> QSplitter:
+        """The picture (beside its plain copy when side by side) above the facts."""
         pictures = QSplitter(Qt.Orientation.Horizontal)
         pictures.addWidget(self.plain_viewer)
         pictures.addWidget(self.viewer)
@@ -109,13 +120,7 @@ class DetailView(QWidget):
         body.setStretchFactor(1, 2)
         body.setSizes([520, 300])  # the picture first; the facts scroll
         self.body_splitter = body
-
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addWidget(self.status)
-        layout.addWidget(body, 1)
-        self.show_row(None, [])
+        return body
 
     # ---- public ------------------------------------------------------------------------------
     def show_row(self, row: CaseRow | None, scores: list[ModelScore],
@@ -132,15 +137,15 @@ class DetailView(QWidget):
             return
         self._show_message("Loading…")
         path = row.fs_path  # the exact name on disk (row.path is the readable form)
-        self._tasks.submit(lambda: make_preview(path) if self._still_showing(path) else None,
-                           lambda preview: self._preview_loaded(path, preview),
-                           lambda reason: self._preview_failed(path, reason))
+        self._workers.start(lambda: make_preview(path) if self._still_showing(path) else None,
+                            done=lambda preview: self._preview_loaded(path, preview),
+                            failed=lambda reason: self._preview_failed(path, reason))
 
     def current_row(self) -> CaseRow | None:
         return self._row
 
     def shutdown(self) -> None:
-        self._tasks.shutdown()
+        self._workers.shutdown()
 
     # ---- picture -----------------------------------------------------------------------------
     def _show_message(self, text: str) -> None:
@@ -313,7 +318,7 @@ class DetailView(QWidget):
         if self._preview is not None and self._preview.reduced:
             w, h = self._preview.image.width(), self._preview.image.height()
             dims += f" (shown reduced to {w} × {h})"
-        modified = datetime.fromtimestamp(row.modified).strftime("%Y-%m-%d %H:%M:%S") if row.modified else ""
+        modified = format_timestamp(row.modified)  # in UTC with its offset, as in the CSV and the report
         facts = [("File", PurePath(row.path).name), ("Path", row.path), ("SHA-256", row.sha256 or ""),
                  ("Size", f"{human_size(row.size)}" + (f" ({row.size:,} bytes)" if row.size else "")),
                  ("Dimensions", dims), ("Format", row.format or ""), ("Modified", modified)]
@@ -329,7 +334,7 @@ class DetailView(QWidget):
                 f"<tr><td>{e(s.model_name)} <span style='color:gray'>({e(s.model_id)}"
                 f"{', ensemble' if s.architecture == 'ensemble' else ''})</span></td>"
                 f"<td style='padding-left:8px'>{'' if s.p_fake is None else f'{s.p_fake:.3f}'}</td>"
-                f"<td style='padding-left:8px'>{e(s.label or ('unreadable' if s.error else ''))}</td></tr>"
+                f"<td style='padding-left:8px'>{e(outcome(s.label, s.error))}</td></tr>"
                 for s in self._scores)
             parts.append(f"<table>{lines}</table>")
         else:

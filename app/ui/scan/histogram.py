@@ -1,19 +1,19 @@
 """The P(fake) histogram: one stacked bar per score bin, coloured by label, or by true class when the folder
 names say what each file really is (real/, fake/, 0_real/, 1_fake/ ...), with the threshold and the
-inconclusive band drawn over it."""
+inconclusive band drawn over it. It follows the results table's model: a scan's batch costs its own size, not
+the case's."""
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import Iterable
-
 from PySide6.QtCharts import (QBarCategoryAxis, QBarSet, QChart, QChartView, QLineSeries, QStackedBarSeries,
                               QValueAxis)
-from PySide6.QtCore import QEvent, QMargins, QPointF, Qt
+from PySide6.QtCore import QEvent, QMargins, QModelIndex, QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 
 from app.case.store import CaseRow
 from app.case.ground_truth import true_class
+from app.ui.scan.results_model import ResultsModel
 from app.ui.widgets.palette import LABEL_COLOURS, TRUE_CLASS_COLOURS, is_dark
 from models.labels import LABELS, Thresholds
 
@@ -26,18 +26,47 @@ def _true_class(path: str) -> str | None:
     return true_class(path)
 
 
-def count_scores(rows: Iterable[CaseRow], bins: int = BINS) -> tuple[bool, dict[str, list[int]]]:
-    """(by_true_class, series name → counts per bin) for the rows that have a score."""
-    scored = [row for row in rows if row.p_fake is not None and not row.error]
-    # Both classes must appear: one folder called "photos" (a synonym of real) is not a labelled data set.
-    by_truth = {_true_class(row.path) for row in scored} >= {"real", "fake"}
-    names = ([_TRUE_NAMES[c] for c in ("real", "fake", None)] if by_truth else list(LABELS))
-    counts = {name: [0] * bins for name in names}
-    for row in scored:
-        name = _TRUE_NAMES[_true_class(row.path)] if by_truth else row.label
-        if name in counts:
-            counts[name][min(int(row.p_fake * bins), bins - 1)] += 1
-    return by_truth, {name: values for name, values in counts.items() if any(values)}
+class ScoreCounts:
+    """Scored files per bin, by label and by true class at once, kept file by file: a file counted again (a
+    rescan) first leaves the bin it was in."""
+
+    def __init__(self, bins: int = BINS) -> None:
+        self.bins = bins
+        self.clear()
+
+    def clear(self) -> None:
+        self._placed: dict[int, tuple[str | None, str | None, int]] = {}  # file id → label, true class, bin
+        self._by_label = {label: [0] * self.bins for label in LABELS}
+        self._by_truth = {truth: [0] * self.bins for truth in _TRUE_NAMES}
+
+    def put(self, file_id: int, row: CaseRow | None) -> None:
+        """The file's row now (None: no row of this model any more)."""
+        self._move(file_id, -1)
+        if row is not None and row.p_fake is not None and not row.error:
+            self._placed[file_id] = (row.label, _true_class(row.path), min(int(row.p_fake * self.bins), self.bins - 1))
+            self._move(file_id, +1)
+
+    def _move(self, file_id: int, step: int) -> None:
+        if (place := self._placed.get(file_id)) is None:
+            return
+        label, truth, at = place
+        if label in self._by_label:
+            self._by_label[label][at] += step
+        self._by_truth[truth][at] += step
+        if step < 0:
+            del self._placed[file_id]
+
+    def by_truth(self) -> bool:
+        # Both classes must appear: one folder called "photos" (a synonym of real) is not a labelled data set.
+        return any(self._by_truth["real"]) and any(self._by_truth["fake"])
+
+    def counts(self) -> dict[str, list[int]]:
+        """Series name → files per bin, the empty series left out."""
+        if self.by_truth():
+            named = {_TRUE_NAMES[truth]: values for truth, values in self._by_truth.items()}
+        else:
+            named = self._by_label
+        return {name: list(values) for name, values in named.items() if any(values)}
 
 
 def nice_step(peak: int, ticks: int = 5) -> int:
@@ -58,6 +87,9 @@ class HistogramView(QChartView):
         self.setMinimumHeight(160)
         self._counts: dict[str, list[int]] = {}
         self._thresholds = Thresholds()
+        self._scores = ScoreCounts()
+        self._source: ResultsModel | None = None
+        self._model_id: str | None = None  # whose scores: None, the table's own model
 
         self._bars = QStackedBarSeries()
         self._bars.setBarWidth(1.0)  # bins touch, as in any histogram
@@ -88,11 +120,54 @@ class HistogramView(QChartView):
                             self._marker_line(None, Qt.PenStyle.DashLine, 1)]
         self._by_truth = False
         self._follow_palette()
-        self.update_rows([])
+        self._show_counts()
 
     # ---- public ------------------------------------------------------------------------------
-    def update_rows(self, rows: Iterable[CaseRow]) -> None:
-        by_truth, counts = count_scores(rows)
+    def follow(self, source: ResultsModel) -> None:
+        """Count the scores of the results table's model as rows arrive, change or are all replaced."""
+        self._source = source
+        source.rowsInserted.connect(self._rows_inserted)
+        source.dataChanged.connect(self._rows_changed)
+        source.modelReset.connect(self._recount)
+        self._recount()
+
+    def show_model(self, model_id: str | None) -> None:
+        """Whose scores: one of the table's models (None or the table's own: its P(fake) column)."""
+        if model_id != self._model_id:
+            self._model_id = model_id
+            self._recount()
+
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        self._thresholds = thresholds
+        self._rescale()
+
+    def counts(self) -> dict[str, list[int]]:
+        return {name: list(values) for name, values in self._counts.items()}
+
+    def total(self) -> int:
+        return sum(sum(values) for values in self._counts.values())
+
+    # ---- counting ----------------------------------------------------------------------------
+    def _recount(self) -> None:
+        self._scores.clear()
+        self._recount_rows(0, (self._source.rowCount() if self._source is not None else 0) - 1)
+
+    def _rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
+        self._recount_rows(first, last)
+
+    def _rows_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, roles: list = ()) -> None:
+        if roles and Qt.ItemDataRole.DisplayRole not in roles:
+            return  # a thumbnail arrived: no score changed
+        self._recount_rows(top_left.row(), bottom_right.row())
+
+    def _recount_rows(self, first: int, last: int) -> None:
+        source = self._source
+        for number in range(first, last + 1):
+            self._scores.put(source.row_at(number).file_id, source.model_row(self._model_id, number))
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        by_truth, counts = self._scores.by_truth(), self._scores.counts()
         if list(counts) != list(self._counts) or by_truth != self._by_truth:
             self._by_truth = by_truth
             self._rebuild_sets(counts)
@@ -106,16 +181,6 @@ class HistogramView(QChartView):
         title = "P(fake) by true class (from folder names)" if by_truth else "P(fake) by label"
         self.chart().setTitle(f"{title} — {total} scored")
         self._rescale()
-
-    def set_thresholds(self, thresholds: Thresholds) -> None:
-        self._thresholds = thresholds
-        self._rescale()
-
-    def counts(self) -> dict[str, list[int]]:
-        return {name: list(values) for name, values in self._counts.items()}
-
-    def total(self) -> int:
-        return sum(sum(values) for values in self._counts.values())
 
     # ---- drawing -----------------------------------------------------------------------------
     def _rebuild_sets(self, counts: dict[str, list[int]]) -> None:

@@ -10,35 +10,23 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from app.case.store import CaseRow
 from app.ui.widgets.palette import ERROR_COLOUR, LABEL_COLOURS
 from app.ui.scan.thumbnails import ThumbnailCache
-from models.labels import AGREE, DIFFER, LABELS, agreement
+from models.formatting import human_size
+from models.labels import AGREE, DIFFER, NOT_SCORED, OUTCOMES, agreement, outcome
 
 COLUMNS = ("", "Name", "P(fake)", "Label", "Size", "Dimensions", "Format", "Error")
 THUMBNAIL, NAME, SCORE, LABEL, SIZE, DIMENSIONS, FORMAT, ERROR = range(len(COLUMNS))
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # a value of one type per column, so numbers sort as numbers
 ROW_ROLE = Qt.ItemDataRole.UserRole + 2  # the CaseRow itself
 
-UNREADABLE, NOT_SCORED = "unreadable", "not scored"
 AGREEMENT_TEXT = {AGREE: "✓ agree", DIFFER: "✗ differ", "": ""}
-VERDICTS = (*LABELS, UNREADABLE, NOT_SCORED)
+VERDICTS = OUTCOMES  # the label column's words, in the filter's order
 
 _Index = QModelIndex | QPersistentModelIndex
 
 
 def verdict(row: CaseRow) -> str:
     """The label column's word: a model's label, or why there is none."""
-    if row.error:
-        return UNREADABLE
-    return row.label or NOT_SCORED
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return ""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return ""
+    return outcome(row.label, row.error)
 
 
 class ResultsModel(QAbstractTableModel):
@@ -98,6 +86,12 @@ class ResultsModel(QAbstractTableModel):
 
     def model_ids(self) -> list[str]:
         return list(self._models)
+
+    def model_row(self, model_id: str | None, number: int) -> CaseRow | None:
+        """One of the models' row for the file in row `number` (the table's own model when not one of the
+        others); None when that model has not scored the file."""
+        row = self._rows[number]
+        return self._others[model_id].get(row.file_id) if model_id in self._others else row
 
     def rows_of(self, model_id: str) -> list[CaseRow]:
         """Every shown file's row of one of the models (the histogram per model)."""

@@ -22,9 +22,16 @@ class ResultsPanel(QWidget):
         self.model = ResultsModel(self.thumbnails, self)
         self.proxy = ResultsFilter(self)
         self.proxy.setSourceModel(self.model)
-
         self.title = QLabel("")
         self.title.setObjectName("resultsTitle")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addLayout(self._build_filters())
+        layout.addWidget(self._build_table(), 1)
+
+    def _build_filters(self) -> QHBoxLayout:
+        """Verdict, P(fake) range, errors only, a piece of the name; and how many rows they leave."""
         self.verdict_filter = QComboBox()
         self.verdict_filter.addItem("All files", None)
         for word in VERDICTS:
@@ -48,7 +55,15 @@ class ResultsPanel(QWidget):
         self.name_filter.setClearButtonEnabled(True)
         self.name_filter.textChanged.connect(self.proxy.set_name_text)
         self.shown_label = QLabel("")
+        filters = QHBoxLayout()
+        for widget in (self.verdict_filter, QLabel("P(fake)"), self.score_low, QLabel("to"), self.score_high,
+                       self.errors_only):
+            filters.addWidget(widget)
+        filters.addWidget(self.name_filter, 1)
+        filters.addWidget(self.shown_label)
+        return filters
 
+    def _build_table(self) -> QTableView:
         self.table = QTableView()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -70,21 +85,7 @@ class ResultsPanel(QWidget):
         for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
                        self.proxy.layoutChanged):
             signal.connect(self._count_shown)
-
-        filters = QHBoxLayout()
-        filters.addWidget(self.verdict_filter)
-        filters.addWidget(QLabel("P(fake)"))
-        filters.addWidget(self.score_low)
-        filters.addWidget(QLabel("to"))
-        filters.addWidget(self.score_high)
-        filters.addWidget(self.errors_only)
-        filters.addWidget(self.name_filter, 1)
-        filters.addWidget(self.shown_label)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.title)
-        layout.addLayout(filters)
-        layout.addWidget(self.table, 1)
+        return self.table
 
     def set_rows(self, rows: list[CaseRow], models: list[str] = (), others: dict | None = None) -> None:
         """The shown model's rows; with several `models` (the shown one first), a score column per model."""

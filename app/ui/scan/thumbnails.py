@@ -7,7 +7,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QPixmap
 
 from app.ui.scan.previews import make_thumbnail
-from app.ui.tasks import BackgroundTasks
+from app.ui.workers import WorkerPool
 
 
 class ThumbnailCache(QObject):
@@ -20,7 +20,7 @@ class ThumbnailCache(QObject):
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._pending: set[str] = set()
         self._failed: set[str] = set()
-        self._tasks = BackgroundTasks(threads=1, parent=self)  # one thread: the scan needs the other core
+        self._workers = WorkerPool(threads=1, parent=self)  # one thread: the scan needs the other core
 
     def get(self, path: str) -> QPixmap | None:
         """The cached thumbnail, or None while it is being made (ready(path) follows) or cannot be made."""
@@ -30,12 +30,12 @@ class ThumbnailCache(QObject):
             return pixmap
         if path not in self._pending and path not in self._failed:
             self._pending.add(path)
-            self._tasks.submit(lambda: make_thumbnail(path, self.side),
-                               lambda image: self._arrived(path, image), lambda _reason: self._gave_up(path))
+            self._workers.start(lambda: make_thumbnail(path, self.side), done=lambda image: self._arrived(path, image),
+                                failed=lambda _reason: self._gave_up(path))
         return None
 
     def shutdown(self) -> None:
-        self._tasks.shutdown()
+        self._workers.shutdown()
 
     def _arrived(self, path: str, image) -> None:
         self._pending.discard(path)

@@ -1,1 +1,1 @@
-"""The training wizard: its pages, the learning-curve chart, the result page and the training worker."""
+"""The training wizard: its pages, the learning-curve chart and the result page."""

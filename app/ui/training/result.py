@@ -11,12 +11,10 @@ import html
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QTextBrowser,
                                QVBoxLayout, QWizardPage)
 
 from app.services.training import TrainingOutcome
-from app.ui.tasks import ProgressRelay
 from models.library import data_home
 
 METRICS = (("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC-AUC"),
@@ -41,10 +39,7 @@ class ResultPage(QWizardPage):
         self.sweeps = QCheckBox("with robustness sweeps (JPEG, blur, downscaling on up to 400 images; slower)")
         self.eval_status = QLabel("")
         self.eval_status.setWordWrap(True)
-        self.progress = ProgressRelay(self)
-        self.progress.changed.connect(self._show_progress, Qt.ConnectionType.QueuedConnection)
         self.evaluation: dict | None = None
-        self.closed = False  # the wizard is gone: a late evaluation result is dropped
         row = QHBoxLayout()
         row.addWidget(QLabel("Evaluate on"))
         row.addWidget(self.eval_folder, 1)
@@ -79,26 +74,23 @@ class ResultPage(QWizardPage):
             return
         model_id = wizard.train_page.outcome.entry.card.id
         out = data_home() / "evaluations" / f"{model_id}-{datetime.now():%Y%m%d-%H%M%S}"
-        device, report_progress, sweeps = wizard.device, self.progress.report, self.sweeps.isChecked()
+        device, sweeps = wizard.device, self.sweeps.isChecked()
         self.eval_button.setEnabled(False)
         self.eval_status.setText(f"Evaluating {model_id} on {folder}…")
 
-        def work() -> dict:
+        def work(report) -> dict:
             from models.library import ModelLibrary
             from training.evaluate import evaluate
 
             return evaluate(ModelLibrary().load(model_id), folder, out, split="auto", device=device, sweeps=sweeps,
-                            progress=lambda stage, done, total: report_progress(done, total))
+                            progress=lambda stage, done, total: report(done, total))
 
-        wizard.tasks.submit(work, self._evaluated, self._evaluation_failed)
+        wizard.tasks.start(work, done=self._evaluated, failed=self._evaluation_failed, progress=self._show_progress)
 
     def _show_progress(self, done: int, total: int) -> None:
-        if not self.closed:
-            self.eval_status.setText(f"Scoring {done:,} of {total:,} images…")
+        self.eval_status.setText(f"Scoring {done:,} of {total:,} images…")
 
     def _evaluated(self, report: dict) -> None:
-        if self.closed:
-            return
         self.evaluation = report
         self.eval_button.setEnabled(True)
         folder = Path(report["files"]["roc"]).parent
@@ -106,9 +98,8 @@ class ResultPage(QWizardPage):
         self.card_view.setHtml(result_html(self.wizard().train_page.outcome) + evaluation_html(report))
 
     def _evaluation_failed(self, reason: str) -> None:
-        if not self.closed:
-            self.eval_button.setEnabled(True)
-            self.eval_status.setText(f"<b>Evaluation failed:</b> {html.escape(reason)}")
+        self.eval_button.setEnabled(True)
+        self.eval_status.setText(f"<b>Evaluation failed:</b> {html.escape(reason)}")
 
     def validatePage(self) -> bool:
         wizard = self.wizard()

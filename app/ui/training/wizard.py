@@ -10,23 +10,27 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWizard, QWizardPage)
 
+from superqt.utils import qthrottled
+
 from app.services.training import (TrainingJob, TrainingOutcome, TrainingSetupError, can_resume, fine_tuning_overrides,
-                               make_recipe, plan_training)
-from app.ui.tasks import BackgroundTasks, outlive_parent
+                               make_recipe, plan_training, run_training)
 from app.ui.training.chart import LearningCurveView
 from app.ui.training.result import ResultPage
-from app.ui.training.worker import TrainingWorker
-from app.ui.workers import start_worker_thread
+from app.ui.workers import Worker, WorkerPool
 from models.device import available_devices
+from models.engine import CancelToken
 from models.library import ModelLibrary
 from training.data import CLASS_NAMES, Dataset
 from training.recipes import RECIPES, is_probe
 from training.trainer import TrainingEvent
+
+BATCH_EVENTS_PER_S = 10  # batch events arrive hundreds a second on a GPU; the window needs a few
+
 
 class TrainingWizard(QWizard):
     model_added = Signal(str)  # id of the model the wizard put in the library
@@ -39,7 +43,7 @@ class TrainingWizard(QWizard):
         self.device = device
         self.job: TrainingJob | None = None
         self.made_default: str | None = None  # set when the user asked for the new model to be the default
-        self.tasks = BackgroundTasks(1, self)
+        self.tasks = WorkerPool(1, self)  # looking at and checking the data, evaluating the new model
         self.data_page = DataPage(self.tasks)
         self.recipe_page = RecipePage()
         self.train_page = TrainPage()
@@ -50,9 +54,7 @@ class TrainingWizard(QWizard):
     def done(self, result: int) -> None:
         # closing never freezes the window: a run stops on its own, a data check finishes unseen
         self.train_page.close_without_waiting()
-        self.data_page.closed = self.result_page.closed = True
-        if self.tasks.busy():  # not cleared: a queued task that never runs would leave its relay waiting
-            outlive_parent(self.tasks)
+        self.tasks.detach()
         super().done(result)
 
     def shutdown(self) -> None:
@@ -63,13 +65,12 @@ class TrainingWizard(QWizard):
 
 # ---- 1. data --------------------------------------------------------------------------------------------
 class DataPage(QWizardPage):
-    def __init__(self, tasks: BackgroundTasks) -> None:
+    def __init__(self, tasks: WorkerPool) -> None:
         super().__init__()
         self.setTitle("Training data")
         self.setSubTitle("A folder with real/ and fake/ sub-folders (also 0_real/1_fake, REAL/FAKE, authentic/ai), "
                          "optionally under train/ val/ test/ and per-generator folders such as fake/gan/.")
         self.tasks = tasks
-        self.closed = False  # the wizard is gone: late results from the background are dropped
         self.dataset: Dataset | None = None
         self._requested: Path | None = None
         self.folder = QLineEdit()
@@ -116,11 +117,11 @@ class DataPage(QWizardPage):
         self.check_button.setEnabled(False)
         self.summary.setText(f"Looking at {path}…")
         self.completeChanged.emit()
-        self.tasks.submit(lambda: discover_dataset(path), lambda found: self._found(path, found),
-                          lambda reason: self._not_a_dataset(path, reason))
+        self.tasks.start(lambda: discover_dataset(path), done=lambda found: self._found(path, found),
+                         failed=lambda reason: self._not_a_dataset(path, reason))
 
     def _found(self, path: Path, dataset: Dataset) -> None:
-        if self.closed or self._requested != path:
+        if self._requested != path:
             return  # the user has moved on to another folder
         self.dataset = dataset
         self.summary.setText(describe_dataset(dataset))
@@ -128,7 +129,7 @@ class DataPage(QWizardPage):
         self.completeChanged.emit()
 
     def _not_a_dataset(self, path: Path, reason: str) -> None:
-        if not self.closed and self._requested == path:
+        if self._requested == path:
             self.summary.setText(f"<b>Not usable:</b> {html.escape(reason)}")
 
     def check_data(self) -> None:
@@ -137,12 +138,10 @@ class DataPage(QWizardPage):
         root = self.dataset.root
         self.check_button.setEnabled(False)
         self.report.setPlainText("Reading every file…")
-        self.tasks.submit(lambda: format_report(inspect_dataset(root)), self._checked,
-                          lambda reason: self._checked(f"The check failed: {reason}"))
+        self.tasks.start(lambda: format_report(inspect_dataset(root)), done=self._checked,
+                         failed=lambda reason: self._checked(f"The check failed: {reason}"))
 
     def _checked(self, text: str) -> None:
-        if self.closed:
-            return
         self.report.setPlainText(text)
         self.check_button.setEnabled(self.dataset is not None)
 
@@ -266,14 +265,6 @@ class RecipePage(QWizardPage):
         return True
 
 
-def _detach(worker: TrainingWorker, thread: QThread) -> None:
-    """Let a run that is still ending finish on its own after its page is gone."""
-    for signal in (worker.event, worker.failed, worker.finished):
-        signal.disconnect()
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    outlive_parent(thread)
-
-
 def _spin(low: int, high: int) -> QSpinBox:
     box = QSpinBox()
     box.setRange(low, high)
@@ -293,8 +284,10 @@ class TrainPage(QWizardPage):
         super().__init__()
         self.setTitle("Training")
         self.setSubTitle("Stop ends within the current batch and keeps the best checkpoint; Resume continues.")
-        self.worker: TrainingWorker | None = None
-        self.thread: QThread | None = None
+        self.runs = WorkerPool(1, self)  # a pool of its own: a data check never queues a training run
+        self.worker: Worker | None = None
+        # the throttled slot drops none of the other events, which are few
+        self._show_batch = qthrottled(self._batch_event, timeout=1000 // BATCH_EVENTS_PER_S, parent=self)
         self.outcome: TrainingOutcome | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -341,11 +334,10 @@ class TrainPage(QWizardPage):
         self.epoch_bar.setRange(0, job.recipe.epochs)
         self.status.setText(f"{'Resuming' if resume else 'Starting'} {job.recipe.name} ({job.recipe.architecture}) "
                             f"on {job.data}…")
-        self.worker = TrainingWorker(job, resume=resume)
-        self.worker.event.connect(self._on_event)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.finished.connect(self._on_finished)
-        self.thread = start_worker_thread(self.worker, self)
+        cancel = CancelToken()  # Stop: training ends within the current batch and keeps its best checkpoint
+        self.worker = self.runs.start(
+            lambda report: run_training(job, ModelLibrary(), on_event=report, cancel=cancel, resume=resume),
+            done=self._on_finished, failed=self._on_failed, progress=self._on_event, cancel=cancel)
         self._set_running(True)
 
     def stop(self) -> None:
@@ -357,9 +349,10 @@ class TrainPage(QWizardPage):
         """Stop and wait a while for the run to end (its last checkpoint being written); a run still busy after
         that (a step that cannot be interrupted) is left to finish on its own, detached from this page."""
         self.stop()
-        if self.thread is not None and not self.thread.wait(timeout_ms):
-            _detach(self.worker, self.thread)
-            self.worker, self.thread = None, None
+        if self.worker is not None and not self.runs.wait(timeout_ms):
+            self.runs.detach()
+            self.runs = WorkerPool(1, self)
+            self.worker = None
 
     def close_without_waiting(self) -> None:
         self.stop_and_wait(timeout_ms=0)
@@ -375,6 +368,10 @@ class TrainPage(QWizardPage):
         self.completeChanged.emit()
 
     def _on_event(self, event: TrainingEvent) -> None:
+        if event.kind == "batch" and event.batch < event.batches:
+            self._show_batch(event)
+            return
+        self._show_batch.cancel()  # an older batch held back must not land after this newer event
         v = event.values
         if event.kind == "started":
             self._say(f"{v['train']} training and {v['val']} validation images on {v['device']}")
@@ -386,9 +383,7 @@ class TrainPage(QWizardPage):
             self.batch_bar.setRange(0, event.batches)
             self.batch_bar.setValue(0)
         elif event.kind == "batch":
-            self.batch_bar.setValue(event.batch)
-            self.status.setText(f"Epoch {event.epoch} of {event.epochs}: loss {v['loss']:.4f}, accuracy "
-                                f"{v['accuracy']:.3f}, {v['images_per_s']:.1f} images/s")
+            self._batch_event(event)
         elif event.kind == "epoch_end":
             self.epoch_bar.setValue(event.epoch)
             self.chart.add_epoch(v)
@@ -398,6 +393,12 @@ class TrainPage(QWizardPage):
         elif event.message:
             self._say(event.message)
 
+    def _batch_event(self, event: TrainingEvent) -> None:
+        v = event.values
+        self.batch_bar.setValue(event.batch)
+        self.status.setText(f"Epoch {event.epoch} of {event.epochs}: loss {v['loss']:.4f}, accuracy "
+                            f"{v['accuracy']:.3f}, {v['images_per_s']:.1f} images/s")
+
     def _say(self, line: str) -> None:
         self.log.appendPlainText(line)
 
@@ -405,9 +406,10 @@ class TrainPage(QWizardPage):
         self.failed_reason = reason
         self._say(f"Training failed: {reason}")
         self.status.setText(f"<b>Training failed:</b> {html.escape(reason)}")
+        self._on_finished(None)
 
     def _on_finished(self, outcome: TrainingOutcome | None) -> None:
-        self.worker, self.thread = None, None
+        self.worker = None
         self.outcome = outcome
         if outcome is not None and outcome.entry is not None:
             self.status.setText(f"Done ({outcome.result.status}, best epoch {outcome.result.best_epoch}): "
