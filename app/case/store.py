@@ -386,16 +386,9 @@ class Case:
               _storable_json(f.details_json()), now) for f in findings])
 
     def evidence_for(self, file_id: int) -> "list[Finding]":
-        from app.evidence.findings import Finding
-
         rows = self.db.execute("SELECT source, kind, strength, message, details, points_to FROM evidence "
                                "WHERE file_id = ? ORDER BY id", (file_id,)).fetchall()
-        try:
-            return [Finding(source, kind, strength, message, json.loads(details), points_to)
-                    for source, kind, strength, message, details, points_to in rows]
-        except (TypeError, ValueError) as exc:  # ValueError: bad JSON or an unknown strength
-            raise CaseError(f"{self.shown} is a damaged Forensight case: a finding of file {file_id} cannot be "
-                            f"read ({exc})") from None
+        return self._findings(file_id, rows)
 
     def has_evidence(self, sha256: str) -> bool:
         return self.db.execute("SELECT 1 FROM evidence WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
@@ -410,17 +403,21 @@ class Case:
         rows() (in the same order) instead of asking evidence_for once per row."""
         from itertools import groupby
 
-        from app.evidence.findings import Finding
-
         rows = self.db.execute("SELECT file_id, source, kind, strength, message, details, points_to FROM evidence "
                                "ORDER BY file_id, id")
         for file_id, group in groupby(rows, key=lambda row: row[0]):
-            try:
-                yield file_id, [Finding(source, kind, strength, message, json.loads(details), points_to)
-                                for _, source, kind, strength, message, details, points_to in group]
-            except (TypeError, ValueError) as exc:  # ValueError: bad JSON or an unknown strength
-                raise CaseError(f"{self.shown} is a damaged Forensight case: a finding of file {file_id} cannot "
-                                f"be read ({exc})") from None
+            yield file_id, self._findings(file_id, [row[1:] for row in group])
+
+    def _findings(self, file_id: int, rows: "Iterable[tuple]") -> "list[Finding]":
+        """Stored evidence rows (source, kind, strength, message, details, points_to) of one file as Findings."""
+        from app.evidence.findings import Finding
+
+        try:
+            return [Finding(source, kind, strength, message, json.loads(details), points_to)
+                    for source, kind, strength, message, details, points_to in rows]
+        except (TypeError, ValueError) as exc:  # ValueError: bad JSON or an unknown strength
+            raise CaseError(f"{self.shown} is a damaged Forensight case: a finding of file {file_id} cannot be "
+                            f"read ({exc})") from None
 
 
 def _stored_input(card_json: object) -> object:

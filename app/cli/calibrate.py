@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli.options import LazyBar, add_scoring_options
-from app.errors import UsageError, library_errors_as_usage
+from app.cli.options import add_scoring_options, run_reference_job
 
 
 def add_command(sub) -> None:
@@ -34,17 +33,8 @@ def add_command(sub) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from app.services.calibration import CalibrationError, CalibrationRequest, run_calibration
-    from models.device import DeviceError
 
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     request = CalibrationRequest(args.model, args.real, args.fake, args.target_fpr, args.name, args.case,
                                  args.allow_case_overlap, args.device, args.batch_size)
-    try:
-        with LazyBar("photo") as bar, library_errors_as_usage(f"cannot calibrate {args.model}: "):
-            outcome = run_calibration(request, progress=None if args.quiet else bar)
-    except (CalibrationError, DeviceError) as exc:
-        raise UsageError(str(exc)) from None
-    for line in outcome.lines():
-        print(line)
-    return 0
+    return run_reference_job(args, run_calibration, request, unit="photo", refusals=(CalibrationError,),
+                             failing=f"cannot calibrate {args.model}: ")

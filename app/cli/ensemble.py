@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli.options import LazyBar, add_scoring_options
-from app.errors import UsageError, library_errors_as_usage
+from app.cli.options import add_scoring_options, run_reference_job
 from models.ensemble import COMBINE_RULES  # plain data: no torch, no library
 
 
@@ -34,18 +33,9 @@ def add_command(sub) -> None:
 
 def cmd_ensemble_create(args: argparse.Namespace) -> int:
     from app.services.ensemble import EnsembleRequest, run_ensemble
-    from models.device import DeviceError
     from models.ensemble import EnsembleError
 
-    if args.batch_size < 1:
-        raise UsageError("--batch-size must be at least 1")
     request = EnsembleRequest(args.id, tuple(args.member), args.combine, args.real, args.fake, args.name,
                               args.device, args.batch_size)
-    try:
-        with LazyBar("picture") as bar, library_errors_as_usage(f"cannot create {args.id}: "):
-            outcome = run_ensemble(request, progress=None if args.quiet else bar)
-    except (EnsembleError, DeviceError) as exc:
-        raise UsageError(str(exc)) from None
-    for line in outcome.lines():
-        print(line)
-    return 0
+    return run_reference_job(args, run_ensemble, request, unit="picture", refusals=(EnsembleError,),
+                             failing=f"cannot create {args.id}: ")

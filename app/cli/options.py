@@ -1,12 +1,12 @@
 """What several commands share: the --device/--batch-size/--quiet options of those that score pictures, the
-progress bar of `forensight calibrate` and `forensight ensemble create` (a job's progress(done, total)), the
+progress bar and error handling of `forensight calibrate` and `forensight ensemble create`, the
 output check of those that read a data folder, and how a metric is printed."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from app.errors import UsageError
+from app.errors import UsageError, library_errors_as_usage
 
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"
 
@@ -40,6 +40,24 @@ class LazyBar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def run_reference_job(args, run, request, *, unit: str, failing: str, refusals: tuple[type[Exception], ...]) -> int:
+    """`forensight calibrate` and `ensemble create`: a job that scores reference pictures into a new library
+    model, with a progress bar unless --quiet; its refusals (and the device's, and the library's, prefixed with
+    `failing`) become usage errors, and its summary is printed."""
+    from models.device import DeviceError
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    try:
+        with LazyBar(unit) as bar, library_errors_as_usage(failing):
+            outcome = run(request, progress=None if args.quiet else bar)
+    except (*refusals, DeviceError) as exc:
+        raise UsageError(str(exc)) from None
+    for line in outcome.lines():
+        print(line)
+    return 0
 
 
 def output_outside_data(path: Path, kind: str, data: Path) -> Path:
