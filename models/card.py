@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from models.calibration import calibration_problem
 from models.ensemble import ensemble_problem
+from models.labels import Thresholds
 from models.registry import ARCHITECTURES, get_architecture
 
 CARD_FORMAT = "forensight-model-card"
@@ -176,6 +177,10 @@ class ModelCard:
                 and 0 <= band[0] <= self.threshold <= band[1] <= 1):
             _refuse("inconclusive_band", band, f"two numbers [low, high] with 0 ≤ low ≤ threshold "
                                                f"({self.threshold}) ≤ high ≤ 1")
+        try:
+            Thresholds(self.threshold, *band)
+        except ValueError as exc:  # a band reaching 0 or 1: one of the two verdicts could never be given
+            _refuse("inconclusive_band", band, f"a band that leaves room for both verdicts ({exc})")
         if not (isinstance(self.weights_file, str) and _WEIGHTS_FILE_PATTERN.match(self.weights_file)):
             _refuse("weights_file", self.weights_file, "a plain file name beside the card: 1-128 letters, "
                                                        "digits, '.', '_' or '-', not starting with '.'")
@@ -263,12 +268,6 @@ def default_input_spec(architecture: str) -> InputSpec:
     arch = get_architecture(architecture)
     return InputSpec(policy=arch.default_policy, size=arch.input_size, resize=arch.resize_size,
                      mean=arch.mean, std=arch.std)
-
-
-def band_around(threshold: float) -> tuple[float, float]:
-    """The inconclusive band of a threshold chosen on import: ±0.2, narrowed so that it stays within [0, 1]."""
-    half = min(0.2, threshold, 1 - threshold)
-    return threshold - half, threshold + half
 
 
 def _takes_any_size(architecture: str) -> bool:

@@ -5,6 +5,7 @@ a file without a label is unreadable (the model could not score it) or not score
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 REAL, FAKE, INCONCLUSIVE = "real", "AI-generated", "inconclusive"
@@ -21,6 +22,22 @@ def outcome(label: str | None, error: str | None) -> str:
     return label or NOT_SCORED
 
 
+# Seed 000's inconclusive zone is 0.3–0.7 around 0.5: ±0.847 in log-odds. Measured in log-odds, the same zone
+# fits any threshold and never reaches 0 or 1: a band of ±0.2 in probability around 0.987 would reach 1, and no
+# score could then read AI-generated.
+BAND_LOG_ODDS = math.log(0.7 / 0.3)
+
+
+def band_around(threshold: float) -> tuple[float, float]:
+    """The default inconclusive band of a threshold: seed 000's 0.3–0.7 at 0.5, the same width in log-odds
+    elsewhere (0.9 → 0.794–0.955, 0.987 → 0.970–0.994), so that both verdicts stay reachable."""
+    if not 0.0 < threshold < 1.0:
+        return threshold, threshold  # a threshold of 0 or 1: no room for a band
+    log_odds = math.log(threshold / (1.0 - threshold))
+    low, high = (1.0 / (1.0 + math.exp(-(log_odds + step))) for step in (-BAND_LOG_ODDS, BAND_LOG_ODDS))
+    return low, high
+
+
 @dataclass(frozen=True)
 class Thresholds:
     threshold: float = 0.5
@@ -31,6 +48,11 @@ class Thresholds:
         if not 0.0 <= self.low <= self.threshold <= self.high <= 1.0:
             raise ValueError(f"need 0 ≤ band low ({self.low}) ≤ threshold ({self.threshold}) ≤ "
                              f"band high ({self.high}) ≤ 1")
+        if self.low < self.high and (self.high >= 1.0 or self.low <= 0.0):
+            verdict = FAKE if self.high >= 1.0 else REAL
+            raise ValueError(f"an inconclusive band of {self.low:g}–{self.high:g} leaves no score that reads "
+                             f"{verdict}: keep it inside 0–1, e.g. "
+                             + ",".join(f"{v:.4g}" for v in band_around(self.threshold)))
 
     def label(self, p_fake: float) -> str:
         if not 0.0 <= p_fake <= 1.0:  # NaN too: it compares false with everything, so it would read as real
@@ -40,12 +62,10 @@ class Thresholds:
         return FAKE if p_fake >= self.threshold else REAL
 
     @classmethod
-    def around(cls, threshold: float, band: tuple[float, float] | None = None,
-               half_width: float = 0.2) -> "Thresholds":
-        """A band given explicitly, or one of the default half-width centred on the threshold."""
-        if band is not None:
-            return cls(threshold, band[0], band[1])
-        return cls(threshold, max(0.0, threshold - half_width), min(1.0, threshold + half_width))
+    def around(cls, threshold: float, band: tuple[float, float] | None = None) -> "Thresholds":
+        """A band given explicitly, or the default band around the threshold (`band_around`)."""
+        low, high = band if band is not None else band_around(threshold)
+        return cls(threshold, low, high)
 
 
 AGREE, DIFFER = "agree", "differ"

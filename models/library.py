@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from models.card import (CardError, ModelCard, band_around, default_input_spec, file_kind, is_valid_model_id,
+from models.card import (CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id,
                          sha256_file)
+from models.labels import band_around
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, infer_architecture,
                                 module_from_state, read_safetensors, read_torch_object, write_safetensors)
 

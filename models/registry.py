@@ -95,6 +95,12 @@ def _external(name: str) -> Callable[[int], nn.Module]:
     return build
 
 
+def _efficientnet_lite(n: int, input_size: int) -> Architecture:
+    return Architecture(name=f"efficientnet_lite{n}", build=_timm(f"tf_efficientnet_lite{n}"),
+                        family="EfficientNet-Lite (timm)", input_size=input_size, resize_size=input_size + 32,
+                        mean=HALF, std=HALF, head_weight="classifier.weight", gradcam_layer="bn2")
+
+
 _ARCHITECTURES = [
     Architecture(name="resnet18", build=_torchvision("resnet18"), family="ResNet (torchvision)",
                  input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -105,9 +111,8 @@ _ARCHITECTURES = [
     Architecture(name="resnet101", build=_torchvision("resnet101"), family="ResNet (torchvision)",
                  input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  head_weight="fc.weight", gradcam_layer="layer4.2"),
-    Architecture(name="efficientnet_lite0", build=_timm("tf_efficientnet_lite0"), family="EfficientNet-Lite (timm)",
-                 input_size=224, resize_size=256, mean=HALF, std=HALF,
-                 head_weight="classifier.weight", gradcam_layer="bn2"),
+    # Lite0/1/2 (timm's crop sizes 224, 240, 260): the backbones with ImageNet weights offline (models/pretrained.py)
+    *(_efficientnet_lite(n, size) for n, size in ((0, 224), (1, 240), (2, 260))),
     Architecture(name="convnextv2_tiny", build=_timm("convnextv2_tiny"), family="ConvNeXt V2 (timm)",
                  input_size=224, resize_size=256, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  head_weight="head.fc.weight", gradcam_layer="stages.3"),

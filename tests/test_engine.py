@@ -95,7 +95,16 @@ def test_labels_and_band():
     assert [t.label(p) for p in (0.1, 0.3, 0.5, 0.7, 0.71)] == [REAL, INCONCLUSIVE, INCONCLUSIVE, INCONCLUSIVE, FAKE]
     no_band = Thresholds(0.5, 0.5, 0.5)
     assert (no_band.label(0.49), no_band.label(0.5)) == (REAL, FAKE)
-    assert Thresholds.around(0.9) == Thresholds(0.9, 0.7, 1.0)
+    assert Thresholds.around(0.5) == Thresholds(0.5, 0.3, 0.7)  # seed 000's ambiguous zone
+    for threshold in (0.001, 0.1, 0.9, 0.987, 0.999999):  # both verdicts reachable whatever the threshold
+        around = Thresholds.around(threshold)
+        assert around.low < threshold < around.high
+        assert (around.label(0.0), around.label(1.0)) == (REAL, FAKE), threshold
+    assert Thresholds.around(0.987).low == pytest.approx(0.9702, abs=1e-4)
+    with pytest.raises(ValueError, match="leaves no score that reads AI-generated"):
+        Thresholds(0.987, 0.787, 1.0)  # what ±0.2 around a high threshold used to give
+    with pytest.raises(ValueError, match="leaves no score that reads real"):
+        Thresholds(0.1, 0.0, 0.3)
     with pytest.raises(ValueError):
         Thresholds(0.5, 0.6, 0.7)
 

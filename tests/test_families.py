@@ -107,6 +107,22 @@ def test_models_catalogue_lists_families_and_what_is_installed(home, tmp_path, c
     assert "file blur_jpg_prob0.5.pth: https://www.dropbox.com/" in out
     assert "univfd" in out and "[importable; not installed]" in out
     assert "probe" in out and "[trainable; not installed]" in out
+    # the independent benchmarks, by threat, and each family's results in them
+    assert "Independent benchmarks (choose a detector by the threat you face):" in out
+    assert "threat: modern commercial generators (Flux Dev, Firefly v4, Midjourney v7): 18–30 %" in out
+    assert "independent: Zhou et al. 2025: a linear probe" in out
     assert main(["models", "catalogue", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)
+    rows = listed["families"]
     assert next(r for r in rows if r["id"] == "npr")["installed"] == ["npr-4-class-progan"]
+    assert {b["id"] for b in listed["benchmarks"]} >= {"ren2026", "zhou2025"}
+    assert [r["benchmark"] for r in next(r for r in rows if r["id"] == "probe")["independent_results"]] == [
+        "Zhou et al. 2025", "Zhou et al. 2026"]
+
+
+def test_every_benchmark_says_where_it_comes_from_and_names_real_families():
+    ids = {entry["id"] for entry in families.catalogue()}
+    for bench in families.catalogue_benchmarks():
+        assert bench["where"].startswith("https://arxiv.org/abs/") and bench["source"] and bench["findings"]
+        assert bench["by_threat"] and all(item["threat"] and item["result"] for item in bench["by_threat"])
+        assert {item["family"] for item in bench["results"]} <= ids, bench["id"]

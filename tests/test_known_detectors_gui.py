@@ -20,6 +20,12 @@ def test_known_detectors_show_the_catalogue_and_import_a_family(qtbot, home, tmp
     assert statuses["npr"] == statuses["cnndetection"] == "not installed"
     assert statuses["univfd"] == "not installed"
     assert statuses["probe"] == "trained, not imported: Models > Train a model…, recipe linear_probe"
+    known.detector_list.setCurrentRow(known.detector_list.count() - 1)  # the studies that compared them
+    assert "Independent benchmarks" in known.details.toPlainText()
+    assert "Flux Dev, Firefly v4, Midjourney v7" in known.details.toPlainText()
+    assert not known.file_button.isEnabled() and not known.folder_button.isEnabled()
+    known.detector_list.setCurrentRow(list(known.rows).index("probe"))
+    assert "Independent results" in known.details.toPlainText() and "Zhou et al. 2025" in known.details.toPlainText()
     known.detector_list.setCurrentRow(list(known.rows).index("npr"))
     assert "Tan et al." in known.details.toPlainText() and "NPR.pth" in known.details.toPlainText()
     assert known.file_button.isEnabled() and not known.folder_button.isEnabled()

@@ -30,6 +30,12 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
     assert {"midjourney", "gpt-4o"} <= set(metrics["original_files_per_generator"])  # generators it never saw
     fp = metrics["original_files_false_positives"]
     assert fp["reals"] > 100 and fp["false_positive_rate"] == pytest.approx(fp["flagged_fake"] / fp["reals"], abs=1e-4)
+    verdicts = metrics["original_files_verdicts"]  # what an examiner reads with the card's threshold and band
+    assert verdicts["inconclusive_band"] == list(card.inconclusive_band) and verdicts["threshold"] == card.threshold
+    for split in ("validation_sources", "test_sources"):
+        for counts in verdicts[split].values():
+            assert counts["real"] + counts["inconclusive"] + counts["AI-generated"] == counts["n"] > 40
+    assert verdicts["test_sources"]["ai_images"]["AI-generated"] > 0  # the detector can say AI-generated
     previous = metrics["previous_starter_same_data"]
     assert previous["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
 
@@ -42,3 +48,19 @@ def test_card_numbers_hold_on_the_shipped_offline_holdout(shipped_library, tmp_p
     assert report["metrics"]["n"] == expected["n"] == 120
     for key in ("accuracy", "average_precision", "roc_auc", "balanced_accuracy"):
         assert report["metrics"][key] == pytest.approx(expected[key], abs=TOLERANCE), key
+
+
+def test_the_readme_sample_scan_gives_both_verdicts(shipped_library, tmp_path, capsys):
+    """The README's first command: with the default detector a picture can read AI-generated (a band reaching
+    1.0 once made every high score inconclusive) and a photograph can read real."""
+    from tests.commands import REPO, run_in_process
+
+    for entry in shipped_library.entries():  # every shipped card leaves room for both verdicts
+        low, high = entry.card.inconclusive_band
+        assert low == high or 0 < low <= entry.card.threshold <= high < 1, entry.card.id
+    code, out, err = run_in_process(capsys, "scan", REPO / "resources" / "samples", "--recursive",
+                                    "--case", tmp_path / "samples.sqlite", "--quiet")
+    assert code == 0, err
+    counts = {line.split()[0]: int(line.split()[-1]) for line in out.splitlines()
+              if line.strip().startswith(("real ", "AI-generated", "inconclusive"))}
+    assert counts["real"] > 0 and counts["AI-generated"] > 0, out

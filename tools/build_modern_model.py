@@ -5,7 +5,11 @@
     python tools/build_modern_model.py logo --data /tmp/starter --work /tmp/modern-work --groups sd-2.1,sdxl
     python tools/build_modern_model.py measure --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py logo-measure --data /tmp/starter --work /tmp/modern-work
+    python tools/build_modern_model.py logo-card --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py ship --data /tmp/starter --work /tmp/modern-work
+    python tools/build_modern_model.py verdicts --data /tmp/starter --work /tmp/modern-work
+    python tools/build_modern_model.py train --arch efficientnet_lite1 --data /tmp/starter --work /tmp/lite1-work
+    python tools/build_modern_model.py compare --data /tmp/starter --work /tmp/lite1-work
 
 `train` fine-tunes EfficientNet-Lite0 from its offline ImageNet weights on both sets with Wang et al.'s blur+JPEG
 augmentation (random 224 crops at native resolution). `logo` retrains without one generator family each and
@@ -13,7 +17,10 @@ scores that family's images (all splits: none of them was seen) against the test
 and the previous starter on the same held-out data: the prepared test crops (per source, per generator,
 robustness sweeps), the untouched original files of the held-out sources under each input policy (the policy is
 chosen on the validation sources' originals, never on the test), and the offline held-out subset of the tests.
-`ship` writes resources/models/<MODEL_ID>/ and keeps the previous starter as a named older version.
+`logo-card` adds later leave-one-generator-out runs to the shipped card. `ship` writes resources/models/<MODEL_ID>/ and keeps the previous starter as a named older version. `verdicts`
+counts what an examiner reads (real / inconclusive / AI-generated) with the shipped threshold and band on the
+validation and test sources' originals, and writes it into the shipped card. `train --arch` trains the same
+recipe on EfficientNet-Lite1 or -Lite2 and `compare` sets it against the shipped model on the validation sources.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ sys.path.insert(0, str(REPO / "tools"))
 from build_starter_model import compact, half_precision, printer  # noqa: E402
 from measure_policies import POLICIES, load_folder, metrics, score  # noqa: E402
 from models.card import ModelCard, sha256_file  # noqa: E402
+from models.labels import FAKE, INCONCLUSIVE, REAL, Thresholds, band_around  # noqa: E402
 from models.checkpoints import write_safetensors  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
 from training import modern  # noqa: E402
@@ -55,11 +63,13 @@ def log(message: str) -> None:
     print(time.strftime("%H:%M:%S"), message, flush=True)
 
 
-def recipe(epochs: int = 10, batches: int = 60, **overrides):
-    return get_recipe("efficientnet_lite0").with_overrides({
+def recipe(epochs: int = 10, batches: int = 60, architecture: str = "efficientnet_lite0", **overrides):
+    """The shipped recipe; `architecture` swaps the EfficientNet-Lite size and nothing else (same 224 crops)."""
+    name = "EfficientNet-" + architecture.removeprefix("efficientnet_").capitalize()
+    return get_recipe(architecture).with_overrides({
         "input_size": 224, "train_policy": "random_crop", "epochs": epochs, "max_batches_per_epoch": batches,
         "batch_size": 32, "blur_prob": 0.3, "jpeg_prob": 0.3, "patience": 4, "workers": 2, "seed": 0,
-        "description": ("EfficientNet-Lite0 from offline ImageNet weights; random 224 crops at native resolution of "
+        "description": (f"{name} from offline ImageNet weights; random 224 crops at native resolution of "
                         "the offline starter set and the normalised modern set; Wang et al.'s blur+JPEG (p=0.3 "
                         f"each); AdamW 3e-4, cosine schedule, {epochs} epochs of {batches} batches of 32"),
         **overrides})
@@ -73,8 +83,9 @@ def save(run, folder: Path) -> None:
 
 def cmd_train(args) -> None:
     started = time.time()
-    run = fit(recipe(args.epochs, args.batches), args.data, run_dir=args.work / "run-main", on_event=printer,
-              device="cpu", model_id=MODEL_ID)
+    model_id = MODEL_ID.replace("lite0", args.arch.removeprefix("efficientnet_"))
+    run = fit(recipe(args.epochs, args.batches, args.arch), args.data, run_dir=args.work / "run-main",
+              on_event=printer, device="cpu", model_id=model_id)
     run.card.provenance["training_minutes_cpu"] = round((time.time() - started) / 60, 1)
     save(run, args.work / "main")
     log(f"trained in {(time.time() - started) / 60:.1f} min, best epoch {run.best_epoch}")
@@ -188,10 +199,6 @@ def balanced_threshold(labels: list[int], p: list[float]) -> float:
     return best[1]
 
 
-def band_around(threshold: float) -> tuple[float, float]:
-    return round(max(0.0, threshold - 0.2), 3), round(min(1.0, threshold + 0.2), 3)
-
-
 def logo_results(data: Path, work: Path) -> dict:
     dataset = discover_dataset(data)
     test_reals = [s for s in dataset.split("test") if s.label == 0]
@@ -206,6 +213,39 @@ def logo_results(data: Path, work: Path) -> dict:
         out[group] = {"unseen_images": len(unseen), "test_reals": len(test_reals), **compact(report["metrics"])}
         log(f"  without {group}: {out[group]}")
     return out
+
+
+def cmd_logo_card(args) -> None:
+    """Add the leave-one-generator-out runs of --work to the shipped card (runs already on it are kept) and say
+    them again in its limitations."""
+    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    card = ModelCard.load(path)
+    before = card.metrics.get("leave_one_generator_out", {})
+    logo = before | logo_results(args.data, args.work)
+    limitations = card.limitations.replace(logo_sentence(before), logo_sentence(logo)) if before else card.limitations
+    replace(card, limitations=limitations, metrics=card.metrics | {"leave_one_generator_out": logo}).save(path)
+    log(f"leave-one-generator-out on the card: {', '.join(sorted(logo))}")
+
+
+def cmd_compare(args) -> None:
+    """The trained model of --work against the shipped one on the validation sources only (the architecture is
+    chosen there, never on the test): each input policy's ROC AUC / AP on the originals, and the validation
+    crops' metrics from training."""
+    trained = load_folder(args.work / "main")
+    shipped = ModelCard.load(REPO / "resources" / "models" / MODEL_ID / "card.json")
+    policy, results, threshold = choose_policy(trained)
+    result = {"trained": {"architecture": trained.card.architecture, "best_policy": policy, "threshold": threshold,
+                          "validation_originals": results, "validation_crops": trained.card.metrics["validation"],
+                          "minutes_cpu": trained.card.provenance.get("training_minutes_cpu")},
+              "shipped": {"architecture": shipped.architecture,
+                          "validation_originals": shipped.metrics["input_policy_on_validation_originals"],
+                          "validation_crops": shipped.metrics["validation"],
+                          "minutes_cpu": shipped.provenance.get("training_minutes_cpu")}}
+    (args.work / "compare.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    for who in ("trained", "shipped"):
+        best = max(result[who]["validation_originals"].values(), key=lambda m: m["roc_auc"])
+        log(f"{who} {result[who]['architecture']}: validation originals best ROC AUC {best['roc_auc']} AP "
+            f"{best['average_precision']}; validation crops ROC AUC {result[who]['validation_crops']['roc_auc']:.4f}")
 
 
 def cmd_logo_measure(args) -> None:
@@ -317,10 +357,34 @@ def cmd_ship(args) -> None:
         "no longer the default")
 
 
+def verdict_counts(samples: list[Sample], p: list[float], thresholds: Thresholds) -> dict:
+    """What an examiner reads for each class: how many pictures are called real, inconclusive, AI-generated."""
+    out = {}
+    for label, name in ((0, "real_photos"), (1, "ai_images")):
+        words = [thresholds.label(q) for s, q in zip(samples, p) if s.label == label]
+        out[name] = {"n": len(words)} | {word: words.count(word) for word in (REAL, INCONCLUSIVE, FAKE)}
+    return out
+
+
+def cmd_verdicts(args) -> None:
+    """The shipped card's verdicts (threshold and inconclusive band) on the untouched originals of the validation
+    and test sources, scored by the scan engine with the card's own input policy; written into the card."""
+    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    model = ModelLibrary().load(MODEL_ID)
+    thresholds = Thresholds.around(model.card.threshold, model.card.inconclusive_band)
+    result = {"threshold": thresholds.threshold, "inconclusive_band": [thresholds.low, thresholds.high]}
+    for split, key in (("val", "validation_sources"), ("test", "test_sources")):
+        samples = originals(split)
+        result[key] = verdict_counts(samples, score(model, {}, samples), thresholds)
+        log(f"{key}: {result[key]}")
+    card = ModelCard.load(path)
+    replace(card, metrics=card.metrics | {"original_files_verdicts": result}).save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="step", required=True)
-    for name in ("train", "logo", "measure", "logo-measure", "ship"):
+    for name in ("train", "logo", "measure", "logo-measure", "logo-card", "ship", "verdicts", "compare"):
         p = sub.add_parser(name)
         p.add_argument("--work", type=Path, required=True)
         p.add_argument("--data", type=Path, required=True)
@@ -328,10 +392,14 @@ def main() -> None:
         p.add_argument("--batches", type=int, default=60)
         if name == "logo":
             p.add_argument("--groups", required=True)
+        if name == "train":
+            p.add_argument("--arch", default="efficientnet_lite0",
+                           choices=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     {"train": cmd_train, "logo": cmd_logo, "measure": cmd_measure, "logo-measure": cmd_logo_measure,
-     "ship": cmd_ship}[args.step](args)
+     "ship": cmd_ship, "verdicts": cmd_verdicts, "compare": cmd_compare,
+     "logo-card": cmd_logo_card}[args.step](args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from models.calibration import MAX_ISOTONIC_POINTS, calibrated, logit
+from models.labels import band_around
 
 CONFIDENCE = 0.95
 FOLDS = 5
@@ -33,7 +34,6 @@ MIN_FAKES = 20  # five folds of four known fakes at least; fewer cannot say whic
 # the starter's held-out subset, chosen on 30 + 30 photos, it raised the log loss on the other half from 0.31 to
 # 0.45): it is a candidate only with this many photos of each class.
 MIN_PER_CLASS_ISOTONIC = 100
-BAND_WIDTH = 0.2  # the inconclusive band reaches this far below the threshold (the default cards' ± 0.2)
 _EPS = 1e-15
 
 
@@ -102,7 +102,7 @@ def threshold_for_fpr(real_p: np.ndarray, fake_p: np.ndarray | None, target: flo
     k = allowed_false_positives(len(real_p), target, confidence)
     threshold = max(float(np.sort(real_p)[::-1][k]), 1e-12)  # > 0, so the band below it is never empty
     false_positives = int((real_p > threshold).sum())
-    result = Threshold(threshold, (max(0.0, threshold - BAND_WIDTH), threshold), len(real_p), false_positives,
+    result = Threshold(threshold, (band_around(threshold)[0], threshold), len(real_p), false_positives,
                        false_positives / len(real_p), clopper_pearson_upper(false_positives, len(real_p), confidence))
     if fake_p is not None and len(fake_p):
         hits = int((np.asarray(fake_p, dtype=float) > threshold).sum())

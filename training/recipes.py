@@ -125,6 +125,16 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            train_policy="random_crop", blur_prob=0.5, jpeg_prob=0.5,
            description="EfficientNet-Lite0 from the ImageNet weights that exist offline, Wang et al.'s blur+JPEG "
                        "augmentation, random 224 crops, AdamW with a cosine schedule"),
+    Recipe("efficientnet_lite1", "efficientnet_lite1", num_logits=2, optimizer="adamw", lr=3e-4,
+           weight_decay=1e-5, batch_size=32, epochs=8, scheduler="cosine", patience=3, select_on="val_loss",
+           train_policy="random_crop", blur_prob=0.5, jpeg_prob=0.5,
+           description="EfficientNet-Lite1 (deeper and wider than Lite0, 240-pixel input) from its offline ImageNet "
+                       "weights; otherwise as efficientnet_lite0"),
+    Recipe("efficientnet_lite2", "efficientnet_lite2", num_logits=2, optimizer="adamw", lr=3e-4,
+           weight_decay=1e-5, batch_size=32, epochs=8, scheduler="cosine", patience=3, select_on="val_loss",
+           train_policy="random_crop", blur_prob=0.5, jpeg_prob=0.5,
+           description="EfficientNet-Lite2 (260-pixel input, about twice Lite0's compute) from its offline "
+                       "ImageNet weights; otherwise as efficientnet_lite0"),
     Recipe("linear_probe", "tower_linear", num_logits=1, epochs=1, batch_size=32, pretrained="none",
            train_policy="random_crop", val_fraction=0.2, flip=False,
            description="A linear probe (UnivFD's method) on a frozen foundation-model image tower (--set tower=FILE "

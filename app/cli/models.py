@@ -134,11 +134,11 @@ def _input_options(args: argparse.Namespace) -> dict | None:
 
 
 def cmd_models_catalogue(args: argparse.Namespace) -> int:
-    from models.families import catalogue_status
+    from models.families import catalogue_benchmarks, catalogue_status
 
-    rows = catalogue_status(_library())
+    rows, benchmarks = catalogue_status(_library()), catalogue_benchmarks()
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        print(json.dumps({"families": rows, "benchmarks": benchmarks}, indent=2, ensure_ascii=False))
         return 0
     for row in rows:
         installed = ", ".join(row["installed"]) or "not installed"
@@ -149,7 +149,20 @@ def cmd_models_catalogue(args: argparse.Namespace) -> int:
             print(f"    file {item['file']}: {item['download']}")
         if row["licence"]:
             print(f"    licence: {row['licence']}")
+        for item in row["independent_results"]:
+            print(f"    independent: {item['benchmark']}: {item['result']}")
     print("Import a downloaded file with `forensight models import FILE` (a Hugging Face model: its folder).")
+    if benchmarks:
+        print("\nIndependent benchmarks (choose a detector by the threat you face):")
+    for bench in benchmarks:
+        print(f"  {bench['name']}, \"{bench['title']}\" ({bench['where']}; from {bench['source']})")
+        print(f"    {bench['scope']}")
+        for finding in bench["findings"]:
+            print(f"    - {finding}")
+        for item in bench["by_threat"]:
+            print(f"    threat: {item['threat']}: {item['result']}")
+        if bench["per_detector"]:
+            print(f"    {bench['per_detector']}")
     return 0
 
 

@@ -24,7 +24,8 @@ def add_command(sub) -> None:
                       "called AI-generated (default: the model card's; with several models, every model's)")
     scan.add_argument("--band", metavar="LOW,HIGH", help="inconclusive band around the threshold (LOW ≤ threshold "
                       "≤ HIGH), e.g. 0.3,0.7; the threshold twice, e.g. 0.5,0.5, disables it, so 0,0 is refused "
-                      "(default: the card's, or threshold ± 0.2 when --threshold is given)")
+                      "(default: the card's, or 0.3-0.7's width in log-odds around --threshold); a band reaching 0 or 1 is "
+                      "refused")
     scan.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
     scan.add_argument("--case", type=Path, metavar="FILE", help="case database (default: beside the CSV, "
                       "else in the user data folder, named after the scanned paths)")

@@ -34,16 +34,28 @@ def catalogue_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def _read_catalogue(path: str) -> tuple[dict[str, Any], ...]:
+def _read_catalogue(path: str) -> dict[str, Any]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("format") != CATALOGUE_FORMAT:
         raise ValueError(f"{path} is not a Forensight detector catalogue")
-    return tuple(data["families"])
+    return data
 
 
 def catalogue() -> list[dict[str, Any]]:
     """Every family in the catalogue (plain dicts, as written in the JSON file)."""
-    return [dict(entry) for entry in _read_catalogue(str(catalogue_path()))]
+    return [dict(entry) for entry in _read_catalogue(str(catalogue_path()))["families"]]
+
+
+def catalogue_benchmarks() -> list[dict[str, Any]]:
+    """Independent studies that compared published detectors: what each measured, its findings, results by threat
+    and, where it reports them per detector, each family's results."""
+    return [dict(entry) for entry in _read_catalogue(str(catalogue_path())).get("benchmarks", [])]
+
+
+def independent_results(family_id: str) -> list[dict[str, str]]:
+    """What the catalogue's independent benchmarks say of one family: [{benchmark, where, result}]."""
+    return [{"benchmark": bench["name"], "where": bench["where"], "result": item["result"]}
+            for bench in catalogue_benchmarks() for item in bench.get("results", []) if item["family"] == family_id]
 
 
 def catalogue_entry(family_id: str) -> dict[str, Any]:
@@ -351,5 +363,6 @@ def catalogue_status(library) -> list[dict[str, Any]]:
             "preprocessing_source", "training_data", "validated_on", "weaknesses")}
                     | {"files": [{k: item.get(k, "") for k in ("file", "variant", "download", "headline")}
                                  for item in entry.get("files", [])],
-                       "installed": installed.get(entry["id"], [])})
+                       "installed": installed.get(entry["id"], []),
+                       "independent_results": independent_results(entry["id"])})
     return rows

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.card import MAX_CARD_BYTES, InputSpec, ModelCard, band_around, sha256_file
+from models.card import MAX_CARD_BYTES, InputSpec, ModelCard, sha256_file
+from models.labels import band_around
 from models.checkpoints import MAX_CHECKPOINT_BYTES, CheckpointError, check_checkpoint_file, read_torch_object
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

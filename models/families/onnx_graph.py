@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.card import CardError, InputSpec, ModelCard, band_around, sha256_file
+from models.card import CardError, InputSpec, ModelCard, sha256_file
+from models.labels import band_around
 from models.checkpoints import CheckpointError, check_checkpoint_file
 
 SPEC_FIELDS = ("policy", "size", "resize", "mean", "std", "interpolation")

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from models.card import ModelCard, band_around, sha256_file
+from models.card import ModelCard, sha256_file
+from models.labels import band_around
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, read_safetensors,
                                 read_torch_object)
 from models.families import tower_linear, towers

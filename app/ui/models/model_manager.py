@@ -388,6 +388,9 @@ def _family_name(family: str) -> str:
         return family
 
 
+BENCHMARKS_ITEM = "benchmarks"  # the list's last item: not a family (family ids are the catalogue's)
+
+
 class KnownDetectorsDialog(QDialog):
     """Models → Manage models → Add a known detector…: the catalogue of published detectors (which are
     installed, what to download and from where, under which licence), and importing the downloaded file."""
@@ -426,16 +429,23 @@ class KnownDetectorsDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        from models.families import catalogue_status
+        from models.families import catalogue_benchmarks, catalogue_status
 
         current = self.selected_id()
         self.rows = {row["id"]: row for row in catalogue_status(self.manager.library)}
+        self.benchmarks = catalogue_benchmarks()
         self.detector_list.clear()
         for row in self.rows.values():
             item = QListWidgetItem(f"{row['name']}\n    {status_text(row)}")
             item.setData(Qt.ItemDataRole.UserRole, row["id"])
             self.detector_list.addItem(item)
             if row["id"] == current:
+                self.detector_list.setCurrentItem(item)
+        if self.benchmarks:  # last: the studies that compared these detectors
+            item = QListWidgetItem(f"Independent benchmarks\n    {len(self.benchmarks)} studies, results by threat")
+            item.setData(Qt.ItemDataRole.UserRole, BENCHMARKS_ITEM)
+            self.detector_list.addItem(item)
+            if current == BENCHMARKS_ITEM:
                 self.detector_list.setCurrentItem(item)
         if self.detector_list.currentItem() is None and self.detector_list.count():
             self.detector_list.setCurrentRow(0)
@@ -448,6 +458,11 @@ class KnownDetectorsDialog(QDialog):
         return {row["id"]: status_text(row) for row in self.rows.values()}
 
     def _show(self) -> None:
+        if self.selected_id() == BENCHMARKS_ITEM:
+            self.details.setHtml(benchmarks_html(self.benchmarks))
+            self.file_button.setEnabled(False)
+            self.folder_button.setEnabled(False)
+            return
         row = self.rows.get(self.selected_id() or "")
         if row is None:
             return
@@ -493,10 +508,29 @@ def known_html(row: dict[str, Any]) -> str:
              ("Code", row["code"]), ("Licence", row["licence"]), ("Network", row["architecture"]),
              ("Input", row["input"]), ("Preprocessing from", row["preprocessing_source"]),
              ("Training data", row["training_data"]), ("Validated on", ", ".join(row["validated_on"])),
-             ("Known weaknesses", row["weaknesses"]), ("In this library", status_text(row))]
+             ("Known weaknesses", row["weaknesses"]),
+             ("Independent results", " ".join(f"{item['benchmark']} ({item['where']}): {item['result']}."
+                                              for item in row["independent_results"])),
+             ("In this library", status_text(row))]
     rows = "".join(f"<tr><td valign='top'><b>{e(k)}</b></td><td style='padding-left:8px'>{e(str(v))}</td></tr>"
                    for k, v in facts if v)
     files = "".join(f"<li><b>{e(item['file'])}</b> ({e(item['variant'])}): {e(item['download'])}"
                     + (f"<br>{e(item['headline'])}" if item["headline"] else "") + "</li>" for item in row["files"])
     return (f"<h2 style='margin:2px'>{e(row['name'])}</h2><table>{rows}</table>"
             + (f"<h3 style='margin:8px 0 2px'>Files to download</h3><ul>{files}</ul>" if files else ""))
+
+
+def benchmarks_html(benchmarks: list[dict[str, Any]]) -> str:
+    """The catalogue's independent benchmarks: what each measured, its findings and its results by threat."""
+    e = html.escape
+    parts = ["<h2 style='margin:2px'>Independent benchmarks</h2><p>Choose a detector by the threat you face, then "
+             "measure it on pictures like yours (Evaluate, Calibrate).</p>"]
+    for bench in benchmarks:
+        findings = "".join(f"<li>{e(text)}</li>" for text in bench["findings"])
+        threats = "".join(f"<tr><td valign='top'><b>{e(item['threat'])}</b></td>"
+                          f"<td style='padding-left:8px'>{e(item['result'])}</td></tr>" for item in bench["by_threat"])
+        parts.append(f"<h3 style='margin:8px 0 2px'>{e(bench['name'])}: {e(bench['title'])}</h3>"
+                     f"<p>{e(bench['where'])} (from {e(bench['source'])}). {e(bench['scope'])}.</p>"
+                     f"<ul>{findings}</ul><table>{threats}</table>"
+                     + (f"<p><i>{e(bench['per_detector'])}</i></p>" if bench["per_detector"] else ""))
+    return "".join(parts)

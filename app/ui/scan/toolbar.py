@@ -13,6 +13,20 @@ from models.labels import Thresholds
 from models.library import LibraryEntry, ModelLibrary
 
 
+class ProbabilityBox(QDoubleSpinBox):
+    """A probability with the card's own precision (a calibrated threshold such as 0.9081 must not become 0.91,
+    or the window's verdicts would differ from the command line's), shown without trailing zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(0.0, 1.0)
+        self.setDecimals(6)
+        self.setSingleStep(0.01)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6f}".rstrip("0").rstrip(".") if value else "0"
+
+
 class ScanToolbar(QToolBar):
     model_picked = Signal(str)  # the detector for the next scan changed (its card's thresholds are set)
     also_changed = Signal()  # models ticked or unticked for the same pass
@@ -66,10 +80,7 @@ class ScanToolbar(QToolBar):
         return self.also_button
 
     def _probability_box(self, tip: str) -> QDoubleSpinBox:
-        box = QDoubleSpinBox()
-        box.setRange(0.0, 1.0)
-        box.setDecimals(2)
-        box.setSingleStep(0.05)
+        box = ProbabilityBox()
         box.setToolTip(tip)
         box.valueChanged.connect(lambda _value: self.thresholds_changed.emit())
         return box
