@@ -228,11 +228,12 @@ class ModelLibrary:
         mode = _model_file_mode(path)
         is_dir = stat.S_ISDIR(mode)
         # which kind of model this is: the explicit family first, then what the path itself shows
-        if tower is not None or family == "univfd":  # a linear head and the foundation-model tower it scores
-            from models.families import univfd
+        from models.families import TOWER_FAMILIES, tower_head_module
 
-            card, state = univfd.prepare(path, Path(tower).expanduser() if tower else None, model_id=model_id,
-                                         name=name, threshold=threshold, policy=policy)
+        if tower is not None or family in TOWER_FAMILIES:  # a head and the foundation-model tower it reads
+            card, state = tower_head_module(path, family).prepare(
+                path, Path(tower).expanduser() if tower else None, model_id=model_id, name=name, threshold=threshold,
+                policy=policy)
             return self.add(card, state)
         if family == "huggingface" or is_dir and not (path / CARD_NAME).exists():
             from models.families import huggingface
@@ -334,10 +335,11 @@ def _checkpoint_card(path: Path, state: StateDict, *, architecture: str | None, 
     from models import families
 
     if architecture is None and family is None:
-        from models.families import univfd
+        from models.families import rine, univfd
 
-        if univfd.is_head(state):  # useless without its tower: say which file to add, in one line
-            raise CheckpointError(univfd.needs_tower_message(path, state))
+        for head_family in (univfd, rine):  # a head is useless without its tower: say which file to add, in one line
+            if head_family.is_head(state):
+                raise CheckpointError(head_family.needs_tower_message(path, state))
     source_sha256 = sha256_file(path)
     stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
     if architecture is None:

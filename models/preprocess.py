@@ -124,10 +124,14 @@ def plan_views(spec: InputSpec, width: int, height: int) -> list[ViewPlan]:
     right, bottom = canvas.width - size, canvas.height - size
     if spec.policy == "center_crop":  # only for a small picture enlarged by the card's small-image rule
         return [_plan(canvas, right // 2, bottom // 2, size, size)]
-    corners = [(0, 0), (right, 0), (0, bottom), (right, bottom), (right // 2, bottom // 2)]
+    # torchvision's five_crop: the corners, and the centre at int(round(margin / 2)) (Python rounds half to even)
+    corners = [(0, 0), (right, 0), (0, bottom), (right, bottom), (round(right / 2), round(bottom / 2))]
     plans = [_plan(canvas, x, y, size, size) for x, y in corners]
     if spec.policy == "ten_crop":
-        plans += [ViewPlan(p.source, p.out, flip=True) for p in plans]
+        # torchvision's TenCrop crops the mirrored picture: the same five places counted from the right, so with an
+        # odd margin its mirrored centre crop sits one pixel from the unmirrored one
+        plans += [ViewPlan(_plan(canvas, right - x, y, size, size).source, (size, size), flip=True)
+                  for x, y in corners]
     return plans
 
 

@@ -160,6 +160,11 @@ _ARCHITECTURES = [
                  family="Foundation-model image tower + linear head (open-clip-torch, timm)", external=True,
                  input_size=224, resize_size=224, mean=CLIP_MEAN, std=CLIP_STD,
                  head_weight="", gradcam_layer="", is_vit=True, channels_last=False),
+    # RINE (Koutlis & Papadopoulos 2024): a CLIP tower's per-block class tokens + the authors' head (families/rine.py)
+    Architecture(name="clip_rine", build=_external("RINE"),
+                 family="CLIP image tower + RINE intermediate-block head (open-clip-torch)", external=True,
+                 input_size=224, resize_size=224, mean=CLIP_MEAN, std=CLIP_STD,
+                 head_weight="", gradcam_layer="", is_vit=True, channels_last=False),
     # no network: the scores of other library models combined by the card's rule (models/ensemble.py)
     Architecture(name="ensemble", build=_external("Ensemble"),
                  family="Ensemble of library models (their scores combined)", external=True,

@@ -81,3 +81,22 @@ def run_python(code: str, *args, cwd: Path = REPO, timeout: int = 300, **kw) -> 
     env = kw.pop("env", None) or os.environ | {"PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=timeout, **kw)
+
+
+def scan_and_report(model_id: str, pictures: list[Path], work: Path):
+    """What an examiner does with a freshly imported detector: copy the pictures into a folder, scan it into a
+    case on the CPU and build the PDF report. Returns the report's summary; the case is `work/case.sqlite`."""
+    from app.case.store import Case
+    from app.report import build_report
+    from app.services.scanning import list_entries, run_scan
+    from models.engine import ScanEngine
+    from models.library import ModelLibrary
+
+    folder = work / "photos"
+    folder.mkdir()
+    for picture in pictures:
+        (folder / picture.name).write_bytes(picture.read_bytes())
+    with Case(work / "case.sqlite") as case:
+        run_scan(case, ScanEngine(ModelLibrary().load(model_id), device="cpu", workers=1),
+                 list_entries([folder], False))
+    return build_report(work / "case.sqlite", work / "report.pdf", device="cpu")

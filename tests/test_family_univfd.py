@@ -23,14 +23,11 @@ from tests.needs import dependency
 
 open_clip = dependency("open_clip")  # a project dependency: skipped locally, a failure in CI when missing
 
-from app.case.store import Case  # noqa: E402
-from app.report import build_report  # noqa: E402
-from app.services.scanning import list_entries, run_scan  # noqa: E402
 from models.checkpoints import CheckpointError  # noqa: E402
 from models.engine import ScanEngine  # noqa: E402
 from models.explain import Explainer  # noqa: E402
 from models.library import ModelLibrary  # noqa: E402
-from tests.commands import run_in_process  # noqa: E402
+from tests.commands import run_in_process, scan_and_report  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -118,14 +115,8 @@ def test_univfd_explains_on_the_vit_tokens_and_reports(home, tmp_path):
     inside = heat[102:326, 208:432]  # the centre 224×224 crop the model saw; nothing outside it
     assert np.ptp(inside) > 0.05 and heat[:, :200].max() == 0
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for name in ("china.jpg", "flower.jpg"):
-        (photos / name).write_bytes((SKLEARN_IMAGES / name).read_bytes())
-    with Case(tmp_path / "case.sqlite") as case:
-        run_scan(case, ScanEngine(ModelLibrary().load(card.id), device="cpu", workers=1),
-                 list_entries([photos], False))
-    build_report(tmp_path / "case.sqlite", tmp_path / "report.pdf", device="cpu")
+    info = scan_and_report(card.id, [SKLEARN_IMAGES / "china.jpg", SKLEARN_IMAGES / "flower.jpg"], tmp_path)
+    assert info.files == 2
     assert (tmp_path / "report.pdf").stat().st_size > 10_000
 
 

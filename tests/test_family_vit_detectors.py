@@ -30,9 +30,7 @@ from safetensors.torch import save_file
 from torchvision import transforms
 
 from app.case.store import Case
-from app.report import build_report
 from app.report.data import load_report_data
-from app.services.scanning import list_entries, run_scan
 from models import families
 from models.card import ModelCard
 from models.checkpoints import CheckpointError
@@ -40,7 +38,7 @@ from models.engine import ScanEngine
 from models.explain import Explainer
 from models.families.vit_detectors import FiveCropViT
 from models.library import LoadedModel, ModelLibrary
-from tests.commands import run_in_process
+from tests.commands import run_in_process, scan_and_report
 from tests.conftest import REPO
 
 REAL_PHOTOS = sorted((REPO / "resources" / "samples" / "real").glob("*.jpg"))  # 128×128 JPEGs
@@ -348,13 +346,7 @@ def test_community_forensics_explains_on_its_tokens_and_reports(home, tmp_path):
     # the 384×384 crop of the picture scaled to 440 on its short side: 373 of its 427 pixels, centred
     assert np.ptp(heat[30:396, 140:500]) > 0.05 and heat[:, :130].max() == 0 and heat[:, 510:].max() == 0
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    (photos / "china.jpg").write_bytes((SKLEARN_IMAGES / "china.jpg").read_bytes())
-    with Case(tmp_path / "case.sqlite") as case:
-        run_scan(case, ScanEngine(ModelLibrary().load(card.id), device="cpu", workers=1),
-                 list_entries([photos], False))
-    info = build_report(tmp_path / "case.sqlite", tmp_path / "report.pdf", device="cpu")
+    info = scan_and_report(card.id, [SKLEARN_IMAGES / "china.jpg"], tmp_path)
     assert (tmp_path / "report.pdf").stat().st_size > 10_000 and info.files == 1, info
     with Case(tmp_path / "case.sqlite", readonly=True) as case:  # the report's method names this model
         data = load_report_data(case, None, False)

@@ -66,8 +66,21 @@ def test_five_and_ten_crop_take_the_corners_and_the_centre():
     five = boxes_of(InputSpec(policy="five_crop", size=112), 400, 300)
     assert [(b.x, b.y) for b in five] == [(0, 0), (288, 0), (0, 188), (288, 188), (144, 94)]
     ten = list(image_views(InputSpec(policy="ten_crop", size=112), images.gradient(400, 300)))
-    assert [box for _, box in ten] == five + five
-    assert torch.equal(ten[5][0], ten[0][0].flip(-1))  # the second five are mirror images
+    assert [box for _, box in ten] == five + [five[1], five[0], five[3], five[2], five[4]]  # mirrored picture's
+    assert torch.equal(ten[5][0], ten[1][0].flip(-1))  # the second five: the mirrored picture's five crops
+
+
+def test_five_and_ten_crop_are_torchvisions_to_the_pixel_with_odd_margins():
+    """Published detectors evaluated with TenCrop (RINE's LDM file) see exactly torchvision's crops, also where
+    the margin around the centre crop is odd (torchvision rounds half to even, and crops the mirrored picture)."""
+    from torchvision import transforms
+
+    picture = images.gradient(333, 251)  # margins 109 and 27 for 224-pixel crops
+    for policy, reference in (("five_crop", transforms.FiveCrop(224)), ("ten_crop", transforms.TenCrop(224))):
+        ours = [view for view, _ in image_views(InputSpec(policy=policy, size=224), picture)]
+        theirs = [torch.from_numpy(np.array(crop)).permute(2, 0, 1) for crop in reference(picture)]
+        assert len(ours) == len(theirs)
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs)), policy
 
 
 def test_full_is_the_whole_picture_up_to_the_pixel_cap():

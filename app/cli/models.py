@@ -40,8 +40,8 @@ def add_command(sub) -> None:
                                ("--std", str, "R,G,B std"), ("--interpolation", str, "bilinear, bicubic, lanczos "
                                "or nearest")):
         p.add_argument(option, type=kind, help=f"ONNX model: {text}")
-    p.add_argument("--tower", type=Path, metavar="FILE", help="UnivFD head (fc_weights.pth): the CLIP ViT-L/14 "
-                   "image tower it scores, as OpenCLIP distributes it (open_clip_pytorch_model.bin or "
+    p.add_argument("--tower", type=Path, metavar="FILE", help="UnivFD head (fc_weights.pth) or RINE head "
+                   "(model_*_trainable.pth): the CLIP ViT-L/14 image tower it reads, as OpenCLIP distributes it (open_clip_pytorch_model.bin or "
                    "open_clip_model.safetensors)")
     p.add_argument("--input-json", type=Path, metavar="FILE", help="ONNX model: the input settings as a JSON "
                    'object, e.g. {"policy": "resize", "size": 224, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}')

@@ -23,6 +23,7 @@ import torch
 
 from models.card import InputSpec, ModelCard
 from models.checkpoints import CheckpointError, StateDict, describe_mismatch
+from models.labels import band_around
 from models.registry import ARCHITECTURES, build_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -177,8 +178,8 @@ def state_family(family_id: str) -> StateFamily:
 
 
 FORMAT_FAMILIES = ("huggingface", "onnx")
-# a head imported together with the foundation-model tower it scores (--tower FILE): models/families/univfd.py
-TOWER_FAMILIES = ("univfd",)
+# a head imported together with the foundation-model tower it reads (--tower FILE): models/families/univfd.py, rine.py
+TOWER_FAMILIES = ("univfd", "rine")
 
 
 def family_ids() -> list[str]:
@@ -252,6 +253,35 @@ def card_for(identified: Identified, *, model_id: str, name: str | None, path: P
         family=family.id,
     )
     return apply_catalogue(card, entry, known, path=path, sha256=sha256, how=identified.how, note=identified.note)
+
+
+def known_head_file(path: Path, family: str) -> tuple[str, KnownFile | None, str]:
+    """A downloaded head's SHA-256, its catalogue file when it is one of `family`'s published files, and how that
+    was told ('sha256', 'file name' or 'contents')."""
+    from models.card import sha256_file
+
+    sha256 = sha256_file(path)
+    by_sha256 = known_file_by_sha256(sha256)
+    known = by_sha256 or known_file_by_name(path)
+    if known is None or known.family != family:
+        return sha256, None, "contents"
+    return sha256, known, "sha256" if known is by_sha256 else "file name"
+
+
+def finish_head_card(card: ModelCard, known: KnownFile | None, *, head_path: Path, head_sha256: str, how: str,
+                     note: str, tower_path: Path, tower_sha256: str, policy: str | None) -> ModelCard:
+    """The card of a head read on a tower the user brought (UnivFD, RINE): the catalogue's words, both files'
+    names and hashes, and an input policy the user chose over the authors' test input, said as such."""
+    if card.threshold != 0.5:
+        card.inconclusive_band = band_around(card.threshold)
+    card = apply_catalogue(card, catalogue_entry(card.family), known.file if known else None, path=head_path,
+                           sha256=head_sha256, how=how, note=note)
+    card = replace(card, provenance=card.provenance | {"tower_file": tower_path.name, "tower_sha256": tower_sha256})
+    if policy:
+        card = replace(card, input=replace(card.input, policy=policy), provenance=card.provenance | {
+            "input_policy": f"{policy}, chosen on import instead of the authors' test input"})
+    card.validate()
+    return card
 
 
 def apply_catalogue(card: ModelCard, entry: dict[str, Any], known: dict[str, Any] | None, *, path: Path,
@@ -329,8 +359,8 @@ def _tensors(obj: Any, limit: int, prefix: str = "", depth: int = 0):
 
 def known_families_text() -> str:
     families = ", ".join(family_ids())
-    return (f"known families: {families} (a Hugging Face folder, an .onnx file, a UnivFD head with --tower "
-            f"FILE), and plain checkpoints of "
+    return (f"known families: {families} (a Hugging Face folder, an .onnx file, a UnivFD or RINE head with "
+            f"--tower FILE), and plain checkpoints of "
             f"{', '.join(a for a, spec in ARCHITECTURES.items() if not spec.external)}")
 
 
@@ -345,7 +375,24 @@ def external_module(card: ModelCard) -> torch.nn.Module:
         from models.families.tower_linear import build_module as build_tower_linear
 
         return build_tower_linear(card)
+    if card.architecture == "clip_rine":
+        from models.families.rine import build_module as build_rine
+
+        return build_rine(card)
     raise FamilyError(f"{card.architecture} models are not stored as a state dict")
+
+
+def tower_head_module(path: Path, family: str | None):
+    """The module (univfd or rine) that imports a head given with the tower it reads: the --family when given,
+    else what the head file holds."""
+    from models.families import rine, univfd
+
+    if family in (None, ""):
+        return rine if rine.is_head_file(path) else univfd
+    modules = {"univfd": univfd, "rine": rine}
+    if family not in modules:
+        raise FamilyError(f"--tower goes with a UnivFD or RINE head, not with --family {family}")
+    return modules[family]
 
 
 def catalogue_status(library) -> list[dict[str, Any]]:

@@ -14,11 +14,9 @@ safetensors file (models/families/tower_linear.py).
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from models.card import ModelCard, sha256_file
-from models.labels import band_around
+from models.card import ModelCard
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, read_safetensors,
                                 read_torch_object)
 from models.families import tower_linear, towers
@@ -73,9 +71,7 @@ def prepare(head_path: Path, tower_path: Path | None, *, model_id: str | None = 
         raise CheckpointError(f"{head_path.name} takes {features} features but {Path(tower_path).name} gives "
                               f"{config['output_dim']} ({towers.describe_tower(config)}); UnivFD's head needs the "
                               "CLIP ViT-L/14 tower (768 features)")
-    head_sha = sha256_file(head_path)
-    known = families.known_file_by_sha256(head_sha) or families.known_file_by_name(head_path)
-    known = known if known and known.family == FAMILY else None
+    head_sha, known, how = families.known_head_file(head_path, FAMILY)
     card = ModelCard(
         id=model_id or _default_id(head_path, known), name=name or "UnivFD (Ojha et al. 2023)"
         + (f" — {known.file['variant']}" if known else f" ({head_path.name})"),
@@ -84,19 +80,9 @@ def prepare(head_path: Path, tower_path: Path | None, *, model_id: str | None = 
         family_config={**tower_linear.tower_provenance(config, Path(tower_path).name, tower_sha),
                        "explain": towers.explain_layer(config)},
     )
-    if threshold is not None:
-        card.inconclusive_band = band_around(threshold)
-    how = "contents"
-    if known is not None:
-        how = "sha256" if head_sha in known.file.get("sha256", []) else "file name"
-    card = families.apply_catalogue(card, families.catalogue_entry(FAMILY), known.file if known else None,
-                                    path=head_path, sha256=head_sha, how=how, note=_note(config, Path(tower_path).name))
-    card = replace(card, provenance=card.provenance | {"tower_file": Path(tower_path).name,
-                                                       "tower_sha256": tower_sha})
-    if policy:  # the user's choice over the authors' centre crop, said on the card
-        card = replace(card, input=replace(card.input, policy=policy), provenance=card.provenance | {
-            "input_policy": f"{policy}, chosen on import instead of the authors' centre crop"})
-    card.validate()
+    card = families.finish_head_card(card, known, head_path=head_path, head_sha256=head_sha, how=how,
+                                     note=_note(config, Path(tower_path).name), tower_path=Path(tower_path),
+                                     tower_sha256=tower_sha, policy=policy)
     return card, tower_linear.combined_state(visual, head["weight"], head["bias"])
 
 
