@@ -31,6 +31,9 @@ INPUT_POLICIES = ("resize", "resize_center_crop", "center_crop", "tiles", "full"
 MULTI_VIEW_POLICIES = ("tiles", "full", "five_crop", "ten_crop")
 AGGREGATIONS = ("max", "mean_logit", "top_k_mean")
 SMALL_IMAGE_RULES = ("pad", "upscale")
+# where a centre crop starts when the margin is odd: round (torchvision, half to even) | floor (albumentations and
+# other OpenCV-based code)
+CROP_OFFSETS = ("round", "floor")
 MAX_TILES = 256
 # The views of one image wait as uint8 tensors for their batch: 16 M pixels (48 MB) each at most, so that the
 # decode queue's images cannot fill the memory whatever max_tiles and size a card asks for.
@@ -77,6 +80,7 @@ class InputSpec:
     top_k: int = 3  # top_k_mean: how many of the strongest views are averaged
     full_max_pixels: int = 4_194_304  # full: a bigger picture is analysed on its central part of this area
     small_image: str = "pad"  # a side shorter than size: pad (black, centred) | upscale (short side to size)
+    crop_offset: str = "round"  # center_crop with an odd margin: round (torchvision) | floor (albumentations)
 
     @property
     def resizes(self) -> bool:
@@ -121,6 +125,7 @@ class InputSpec:
         _check_int("input.full_max_pixels", self.full_max_pixels, self.size ** 2, MAX_VIEW_PIXELS,
                    f"an integer from input.size² ({self.size ** 2:,}) to {MAX_VIEW_PIXELS:,}")
         _check_choice("input.small_image", self.small_image, SMALL_IMAGE_RULES)
+        _check_choice("input.crop_offset", self.crop_offset, CROP_OFFSETS)
 
 
 @dataclass

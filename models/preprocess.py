@@ -7,6 +7,7 @@ with the box of the picture it shows, so that a score can be placed back where i
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple
@@ -45,8 +46,20 @@ def geometry_transform(spec: InputSpec) -> Callable[[Image.Image], torch.Tensor]
         steps.append(v2.Resize((spec.size, spec.size), interpolation=interpolation, antialias=True))
     elif spec.policy == "resize_center_crop":
         steps.append(v2.Resize(spec.resize, interpolation=interpolation, antialias=True))
+    elif _floor_crop(spec):
+        return functools.partial(_planned_view, spec)  # a partial, not a lambda: DataLoader workers pickle it
     steps += [v2.CenterCrop(spec.size), v2.PILToTensor()]
     return v2.Compose(steps)
+
+
+def _planned_view(spec: InputSpec, image: Image.Image) -> torch.Tensor:
+    return plan_views(spec, image.width, image.height)[0].render(image, _PIL_RESAMPLE[spec.interpolation])
+
+
+def _floor_crop(spec: InputSpec) -> bool:
+    """A centre crop placed as albumentations places it (offsets rounded down), planned like the multi-view
+    policies rather than by torchvision's CenterCrop (which rounds half to even)."""
+    return spec.policy == "center_crop" and spec.crop_offset == "floor"
 
 
 def draft_size(spec: InputSpec) -> int | None:
@@ -61,6 +74,8 @@ def view_box(spec: InputSpec, width: int, height: int) -> tuple[float, float, fl
     bottom) in its pixels, reaching outside it where a centre crop of a small picture pads."""
     if spec.policy == "resize":
         return 0.0, 0.0, float(width), float(height)
+    if _floor_crop(spec):
+        return plan_views(spec, width, height)[0].source
     # resize_center_crop scales the short side to spec.resize first; the others keep the scale
     scale = spec.resize / min(width, height) if spec.policy == "resize_center_crop" else 1.0
     side = spec.size / scale
@@ -70,8 +85,9 @@ def view_box(spec: InputSpec, width: int, height: int) -> tuple[float, float, fl
 
 def image_views(spec: InputSpec, image: Image.Image) -> Iterator[tuple[torch.Tensor, Box]]:
     """The card's views of a decoded RGB picture, one at a time: (uint8 tensor (3, h, w), Box)."""
-    enlarged_crop = spec.policy == "center_crop" and spec.small_image == "upscale" and min(image.size) < spec.size
-    if spec.policy not in MULTI_VIEW_POLICIES and not enlarged_crop:
+    planned_crop = spec.policy == "center_crop" and (
+        _floor_crop(spec) or spec.small_image == "upscale" and min(image.size) < spec.size)
+    if spec.policy not in MULTI_VIEW_POLICIES and not planned_crop:
         yield geometry_transform(spec)(image), _clip(view_box(spec, image.width, image.height), image.size)
         return
     resample = _PIL_RESAMPLE[spec.interpolation]
@@ -122,7 +138,7 @@ def plan_views(spec: InputSpec, width: int, height: int) -> list[ViewPlan]:
         xs, ys = _spread(xs, ys, canvas.width, canvas.height, size, spec.max_tiles)
         return [_plan(canvas, x, y, size, size) for y in ys for x in xs]
     right, bottom = canvas.width - size, canvas.height - size
-    if spec.policy == "center_crop":  # only for a small picture enlarged by the card's small-image rule
+    if spec.policy == "center_crop":  # a small picture enlarged by the card's small-image rule, or a floor crop
         return [_plan(canvas, right // 2, bottom // 2, size, size)]
     # torchvision's five_crop: the corners, and the centre at int(round(margin / 2)) (Python rounds half to even)
     corners = [(0, 0), (right, 0), (0, bottom), (right, bottom), (round(right / 2), round(bottom / 2))]

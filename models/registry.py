@@ -77,6 +77,12 @@ def _resnet50_nodown(num_logits: int) -> nn.Module:
     return resnet50_nodown(num_logits)
 
 
+def _drct(num_logits: int) -> nn.Module:
+    from models.families.drct import drct_convnext
+
+    return drct_convnext(num_logits)
+
+
 def _vit_detector(which: str) -> Callable[[int], nn.Module]:
     def build(num_logits: int) -> nn.Module:
         from models.families import vit_detectors as v
@@ -133,6 +139,9 @@ _ARCHITECTURES = [
                  family="ResNet-50 without first downsampling (GRIP-UNINA)",
                  input_size=64, resize_size=64, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  head_weight="fc.weight", gradcam_layer="layer4"),
+    Architecture(name="drct_convnext_base", build=_drct, family="ConvNeXt-Base + 1024-d embedding (DRCT)",
+                 input_size=224, resize_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="fc.weight", gradcam_layer="stages.3"),
     # B-Free: takes the whole picture and cuts its five 504-pixel token windows itself, so it is not is_vit here
     # (any picture size); Grad-CAM maps its tokens back onto the picture with the network's own gradcam_reshape
     Architecture(name="bfree_vitb14_reg4", build=_vit_detector("bfree"),

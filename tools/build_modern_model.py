@@ -4,6 +4,7 @@
     python tools/build_modern_model.py train --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py logo --data /tmp/starter --work /tmp/modern-work --groups sd-2.1,sdxl
     python tools/build_modern_model.py measure --data /tmp/starter --work /tmp/modern-work
+    python tools/build_modern_model.py loso --data /tmp/starter --work /tmp/modern-work --sources vladmandic/sdnext
     python tools/build_modern_model.py logo-measure --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py logo-card --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py ship --data /tmp/starter --work /tmp/modern-work
@@ -17,7 +18,8 @@ scores that family's images (all splits: none of them was seen) against the test
 and the previous starter on the same held-out data: the prepared test crops (per source, per generator,
 robustness sweeps), the untouched original files of the held-out sources under each input policy (the policy is
 chosen on the validation sources' originals, never on the test), and the offline held-out subset of the tests.
-`logo-card` adds later leave-one-generator-out runs to the shipped card. `ship` writes resources/models/<MODEL_ID>/ and keeps the previous starter as a named older version. `verdicts`
+`loso` does the same without one training source repository (both of its classes).
+`logo-card` adds later leave-one-generator-out and leave-one-source-out runs to the shipped card. `ship` writes resources/models/<MODEL_ID>/ and keeps the previous starter as a named older version. `verdicts`
 counts what an examiner reads (real / inconclusive / AI-generated) with the shipped threshold and band on the
 validation and test sources' originals, and writes it into the shipped card. `train --arch` trains the same
 recipe on EfficientNet-Lite1 or -Lite2 and `compare` sets it against the shipped model on the validation sources.
@@ -101,6 +103,35 @@ def cmd_logo(args) -> None:
                   model_id=f"without-{group}")
         save(run, target)
         log(f"saved {target} (best epoch {run.best_epoch})")
+
+
+def cmd_loso(args) -> None:
+    """Leave-one-source-out: retrain without every picture of one training source repository (both classes) on a
+    hard-linked copy of the set without its files (the set itself is never changed)."""
+    sources = prepared_sources(args.data)
+    for source in args.sources.split(","):
+        if source not in sources.values():
+            raise SystemExit(f"{source}: no prepared picture of the set comes from this source repository")
+        slug = source.replace("/", "__")
+        target = args.work / f"loso-{slug}"
+        if (target / "card.json").exists():
+            continue
+        root = args.work / f"data-without-{slug}"
+        if not root.exists():
+            link_set_without(args.data, root, {Path(p) for p, s in sources.items() if s == source})
+        run = fit(recipe(args.epochs, args.batches), root, run_dir=args.work / f"run-loso-{slug}",
+                  on_event=printer, device="cpu", model_id=f"without-{slug}")
+        save(run, target)
+        (target / "left_out_source.txt").write_text(source, encoding="utf-8")
+        log(f"saved {target} (best epoch {run.best_epoch})")
+
+
+def link_set_without(data: Path, root: Path, left_out: set[Path]) -> None:
+    """The prepared set under `root` as hard links, less the files in `left_out`."""
+    for path in sorted(data.rglob("*")):
+        if path.is_file() and path not in left_out:
+            (root / path.relative_to(data)).parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, root / path.relative_to(data))
 
 
 # ---- what is scored ---------------------------------------------------------------------------------------
@@ -215,6 +246,42 @@ def logo_results(data: Path, work: Path) -> dict:
     return out
 
 
+def loso_results(data: Path, work: Path) -> dict:
+    """Each left-out source's prepared pictures scored by the model that never saw them (a source without real
+    photos against the test reals, as for a left-out generator)."""
+    dataset, sources = discover_dataset(data), prepared_sources(data)
+    test_reals = [s for s in dataset.split("test") if s.label == 0]
+    out = {}
+    for folder in sorted(work.glob("loso-*")):
+        source = (folder / "left_out_source.txt").read_text(encoding="utf-8")
+        unseen = [s for s in dataset.samples if sources.get(str(s.path)) == source]
+        reals = [] if any(s.label == 0 for s in unseen) else test_reals
+        report = evaluate(load_folder(folder), Dataset(data, unseen + reals), work / f"eval-{folder.name}",
+                          split="all", device="cpu", sweeps=False)
+        out[source] = {"unseen_fake": sum(s.label for s in unseen), "unseen_real": sum(1 - s.label for s in unseen),
+                       "test_reals": len(reals), **compact(report["metrics"])}
+        log(f"  without {source}: {out[source]}")
+    return out
+
+
+def left_out_sentence(results: dict, what: str, key: str, ending: str = "") -> str:
+    """The card's sentence on models retrained without one generator family or one source repository."""
+    if not results:
+        return ""
+    parts = ", ".join(f"{name} ROC AUC {row['roc_auc']:.2f}" for name, row in sorted(results.items()))
+    return f"Retrained without {what} with {parts} (metrics.{key}){ending}. "
+
+
+def logo_sentence(logo: dict) -> str:
+    return left_out_sentence(logo, "one generator family, it told that family from real photos",
+                             "leave_one_generator_out", ": a generator unlike its training data may be missed entirely")
+
+
+def loso_sentence(loso: dict) -> str:
+    return left_out_sentence(loso, "one training source repository, it scored that source's pictures",
+                             "leave_one_source_out")
+
+
 def cmd_logo_card(args) -> None:
     """Add the leave-one-generator-out runs of --work to the shipped card (runs already on it are kept) and say
     them again in its limitations."""
@@ -223,8 +290,16 @@ def cmd_logo_card(args) -> None:
     before = card.metrics.get("leave_one_generator_out", {})
     logo = before | logo_results(args.data, args.work)
     limitations = card.limitations.replace(logo_sentence(before), logo_sentence(logo)) if before else card.limitations
-    replace(card, limitations=limitations, metrics=card.metrics | {"leave_one_generator_out": logo}).save(path)
-    log(f"leave-one-generator-out on the card: {', '.join(sorted(logo))}")
+    loso_before = card.metrics.get("leave_one_source_out", {})
+    loso = loso_before | loso_results(args.data, args.work)
+    if loso_before:
+        limitations = limitations.replace(loso_sentence(loso_before), loso_sentence(loso))
+    else:
+        limitations = limitations.replace(logo_sentence(logo), logo_sentence(logo) + loso_sentence(loso))
+    metrics = card.metrics | {"leave_one_generator_out": logo} | ({"leave_one_source_out": loso} if loso else {})
+    replace(card, limitations=limitations, metrics=metrics).save(path)
+    log(f"leave-one-generator-out on the card: {', '.join(sorted(logo))}; leave-one-source-out: "
+        f"{', '.join(sorted(loso)) or 'none'}")
 
 
 def cmd_compare(args) -> None:
@@ -303,15 +378,6 @@ def training_sources(data: Path) -> str:
             ", ".join(sorted(modern.VAL_SOURCES)) + " (validation).")
 
 
-def logo_sentence(logo: dict) -> str:
-    """What the leave-one-generator-out runs say about a generator the model has never seen."""
-    if not logo:
-        return ""
-    parts = ", ".join(f"{group} ROC AUC {row['roc_auc']:.2f}" for group, row in sorted(logo.items()))
-    return (f"Retrained without one generator family, it told that family from real photos with {parts} "
-            "(metrics.leave_one_generator_out): a generator unlike its training data may be missed entirely. ")
-
-
 def cmd_ship(args) -> None:
     measured = json.loads((args.work / "measure.json").read_text(encoding="utf-8"))
     card = ModelCard.load(args.work / "main" / "card.json")
@@ -384,7 +450,7 @@ def cmd_verdicts(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="step", required=True)
-    for name in ("train", "logo", "measure", "logo-measure", "logo-card", "ship", "verdicts", "compare"):
+    for name in ("train", "logo", "loso", "measure", "logo-measure", "logo-card", "ship", "verdicts", "compare"):
         p = sub.add_parser(name)
         p.add_argument("--work", type=Path, required=True)
         p.add_argument("--data", type=Path, required=True)
@@ -392,12 +458,14 @@ def main() -> None:
         p.add_argument("--batches", type=int, default=60)
         if name == "logo":
             p.add_argument("--groups", required=True)
+        if name == "loso":
+            p.add_argument("--sources", required=True, help="training source repositories, comma-separated")
         if name == "train":
             p.add_argument("--arch", default="efficientnet_lite0",
                            choices=["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    {"train": cmd_train, "logo": cmd_logo, "measure": cmd_measure, "logo-measure": cmd_logo_measure,
+    {"train": cmd_train, "logo": cmd_logo, "loso": cmd_loso, "measure": cmd_measure, "logo-measure": cmd_logo_measure,
      "ship": cmd_ship, "verdicts": cmd_verdicts, "compare": cmd_compare,
      "logo-card": cmd_logo_card}[args.step](args)
 

@@ -156,6 +156,11 @@ def state_families() -> list[StateFamily]:
         # costs 16× a ResNet-50 per pixel: the card keeps the picture's central 1024×1024 pixels at most
         StateFamily("corvi2023", "resnet50_nodown", _whole_image(1 << 20)),
         StateFamily("gragnaniello2021", "resnet50_nodown", _whole_image(1 << 20)),
+        # DRCT (models/families/drct.py): data/transform.py pads to 224 and takes the central 224 pixels, the
+        # offset rounded down as albumentations does; two logits, P(fake) = softmax[1]
+        StateFamily("drct", "drct_convnext_base", replace(_imagenet("center_crop", 224), crop_offset="floor",
+                                                          jpeg_draft=False),
+                    num_logits=2, fake_index=1, signature=("fc.weight", "head.fc.weight", "stages.2.blocks.26.gamma")),
         # B-Free (models/families/vit_detectors.py): the whole picture, unresized, up to the 16.7 megapixels a view
         # may hold; the network cuts its five 504-pixel windows itself (a smaller picture is tiled, not padded,
         # so the policy's smallest side is kept at the minimum)
