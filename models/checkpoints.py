@@ -108,12 +108,11 @@ def flatten_state(obj: object, name: str) -> StateDict:
             obj = inner
     if not isinstance(obj, dict) or not _is_tensor_dict(obj):
         raise CheckpointError(f"{name} holds no state dict of tensors")
-    state = {}
-    for key, value in obj.items():
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
-        state[key] = value
+    state = dict(obj)
+    for prefix in _PREFIXES:
+        renamed = {key.removeprefix(prefix): value for key, value in state.items()}
+        if len(renamed) == len(state):  # a wrapper's prefix goes only when no two tensors would share a name
+            state = renamed
     return state
 
 

@@ -253,6 +253,12 @@ class ModelLibrary:
                 return self.add_file(card, weights)
             return self.add(card, read_safetensors(weights))
         state = _read_state_dict(path)
+        from models.families import drct
+
+        if architecture is None and family in (None, drct.FAMILY) and drct.is_clip_file(state):
+            card, state = drct.prepare_clip(path, state, model_id=model_id, name=name, threshold=threshold,
+                                            policy=policy)  # a detector that carries its CLIP tower
+            return self.add(card, state)
         card = _checkpoint_card(path, state, architecture=architecture, family=family, model_id=model_id, name=name,
                                 fake_index=fake_index, policy=policy, threshold=threshold)
         return self.add(card, state)
@@ -358,7 +364,8 @@ def _published_card(identified: Identified, path: Path, source_sha256: str, stem
     """A recognised published detector's card, with the user's input policy and threshold where they chose one."""
     from models import families
 
-    default_id = identified.known.file["variant"] if identified.known else stem
+    default_id = (identified.known.file.get("variant_id") or identified.known.file["variant"]) if identified.known \
+        else stem
     default_id = "".join(c if c.isalnum() or c in "._-" else "-"
                          for c in f"{identified.family.id}-{default_id}".lower())[:64].strip("-._")
     card = families.card_for(identified, model_id=model_id or default_id, name=name, path=path,

@@ -174,6 +174,11 @@ _ARCHITECTURES = [
                  family="CLIP image tower + RINE intermediate-block head (open-clip-torch)", external=True,
                  input_size=224, resize_size=224, mean=CLIP_MEAN, std=CLIP_STD,
                  head_weight="", gradcam_layer="", is_vit=True, channels_last=False),
+    # DRCT's CLIP variant (Chen et al. 2024): the tower travels in the detector's own file (families/drct.py)
+    Architecture(name="drct_clip", build=_external("DRCT CLIP"),
+                 family="CLIP image tower + 1024-d embedding and 2 logits (DRCT, open-clip-torch)", external=True,
+                 input_size=224, resize_size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 head_weight="", gradcam_layer="", is_vit=True, channels_last=False),
     # no network: the scores of other library models combined by the card's rule (models/ensemble.py)
     Architecture(name="ensemble", build=_external("Ensemble"),
                  family="Ensemble of library models (their scores combined)", external=True,

@@ -164,3 +164,44 @@ def test_drct_scans_explains_reports_and_refuses_a_partial_file(home, tmp_path, 
     torch.save(partial, tmp_path / "partial.pth")
     with pytest.raises(CheckpointError, match=r"fc\.bias"):
         ModelLibrary().import_path(tmp_path / "partial.pth", family="drct")
+
+
+# ---- the CLIP ViT-L/14 variant --------------------------------------------------------------------------------
+def test_drct_clip_file_carries_its_tower_and_matches_the_authors_forward(home, tmp_path):
+    """CLIPModelV2 (network/models.py): `clip.load` model under model.model (both towers in the file), model.fc
+    Linear(768, 1024) on encode_image, fc Linear(1024, 2); the same albumentations input with ImageNet statistics.
+    A tiny OpenCLIP CLIP stands in for ViT-L/14 (OpenAI's and OpenCLIP's state dicts share their names)."""
+    from tests.test_family_univfd import tiny_clip
+
+    clip = tiny_clip(seed=5)
+    torch.manual_seed(6)
+    embed, fc = torch.nn.Linear(768, 1024), torch.nn.Linear(1024, 2)
+    with torch.no_grad():
+        fc.weight.mul_(8.0)  # random heads on random features sit near 0.5: make the scores spread
+    state = {f"model.model.{k}": v for k, v in clip.state_dict().items()} | {
+        "model.fc.weight": embed.weight, "model.fc.bias": embed.bias, "fc.weight": fc.weight, "fc.bias": fc.bias}
+    path = tmp_path / "downloads" / "clip-ViT-L-14_224_drct_amp_crop" / "13_acc0.9664.pth"
+    path.parent.mkdir(parents=True)
+    torch.save({k: v.detach().clone() for k, v in state.items()}, path)
+
+    card = ModelLibrary().import_path(path).card
+    assert (card.id, card.architecture, card.family, card.num_logits) == ("drct-clip-sdv14", "drct_clip", "drct", 2)
+    assert card.input.crop_offset == "floor" and card.input.mean == pytest.approx(tuple(MEAN))
+    assert card.family_config["tower"]["activation"] == "quick_gelu" and "not CLIP ViT-L/14" in card.description
+    files = pictures(tmp_path / "pictures")
+    from tests.test_family_univfd import forensight_p_fake
+
+    ours = forensight_p_fake(card.id, files)
+    with torch.no_grad():
+        theirs = np.array([float(1 - torch.softmax(fc(embed(clip.encode_image(albumentations_input(Image.open(f))))),
+                                                   dim=1)[0, 0]) for f in files])
+    print(f"drct clip: max |ΔP(fake)| = {np.abs(ours - theirs).max():.1e} over {len(files)} pictures")
+    assert np.abs(ours - theirs).max() < 1e-4, (ours, theirs)
+    assert np.ptp(theirs) > 1e-2
+    heat = Explainer(ModelLibrary().load(card.id)).heat_map(Image.open(SKLEARN_IMAGES / "china.jpg").convert("RGB"))
+    assert np.ptp(heat[101:325, 208:432]) > 0.05 and heat[:, :200].max() == 0
+
+    del state["fc.bias"]
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match=r"not a complete DRCT CLIP detector"):
+        ModelLibrary().import_path(tmp_path / "partial.pth")

@@ -384,6 +384,10 @@ def external_module(card: ModelCard) -> torch.nn.Module:
         from models.families.rine import build_module as build_rine
 
         return build_rine(card)
+    if card.architecture == "drct_clip":
+        from models.families.drct import build_clip_module
+
+        return build_clip_module(card)
     raise FamilyError(f"{card.architecture} models are not stored as a state dict")
 
 
