@@ -24,7 +24,8 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
     metrics = card.metrics
     for key in ("prepared_test", "prepared_test_per_source", "prepared_test_per_group", "robustness",
                 "original_files_test_sources", "original_files_per_generator", "original_files_false_positives",
-                "offline_holdout_subset", "previous_starter_same_data", "leave_one_generator_out"):
+                "offline_holdout_subset", "previous_starter_same_data", "leave_one_generator_out",
+                "leave_one_source_out"):
         assert metrics.get(key), key
     assert {"jpeg_quality", "blur_sigma", "downscale"} <= set(metrics["robustness"])
     assert {"midjourney", "gpt-4o"} <= set(metrics["original_files_per_generator"])  # generators it never saw
@@ -36,6 +37,8 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
         for counts in verdicts[split].values():
             assert counts["real"] + counts["inconclusive"] + counts["AI-generated"] == counts["n"] > 40
     assert verdicts["test_sources"]["ai_images"]["AI-generated"] > 0  # the detector can say AI-generated
+    assert {"sdxl", "qwen-image", "flux", "sd-2.1"} <= set(metrics["leave_one_generator_out"])
+    assert "metrics.leave_one_source_out" in card.limitations
     previous = metrics["previous_starter_same_data"]
     assert previous["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
 

@@ -112,7 +112,7 @@ def cmd_loso(args) -> None:
     for source in args.sources.split(","):
         if source not in sources.values():
             raise SystemExit(f"{source}: no prepared picture of the set comes from this source repository")
-        slug = source.replace("/", "__")
+        slug = source.replace("/", "__").lower()  # model ids are lower case
         target = args.work / f"loso-{slug}"
         if (target / "card.json").exists():
             continue
