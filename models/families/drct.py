@@ -35,7 +35,7 @@ _CLIP_VISUAL = "model.model.visual."  # ContrastiveModels.model (CLIPModelV2) .m
 
 def drct_convnext(num_logits: int = 2) -> nn.Module:
     """ConvNeXt-Base with the 1024-d embedding as its classifier, and `fc` on top. Forensight's checkpoint reader
-    drops the 'model.' prefix of every key (as it does for any training script's wrapper), so the network is
+    drops the 'model.' prefix (as for any training script's wrapper; no name collides in these files), so it is
     timm's ConvNeXt itself with one more layer: the authors' tensors load under their own names less that prefix."""
     from timm.models.convnext import ConvNeXt
 
