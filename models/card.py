@@ -57,6 +57,13 @@ def is_valid_model_id(model_id: str) -> bool:
     return isinstance(model_id, str) and bool(_ID_PATTERN.match(model_id))
 
 
+def model_id_from(*parts: str) -> str:
+    """A model id made from names a user chose (a file or folder name, a family, a variant): lower case, other
+    characters as '-', at most 64 characters, no separator at either end; '' when nothing usable is left."""
+    text = "-".join(part for part in parts if part).lower()
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "-" for c in text)[:64].strip("-._")
+
+
 class CardError(ValueError):
     """A card that cannot be used, with a reason a user can act on."""
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from models.card import (CardError, ModelCard, default_input_spec, file_kind, is_valid_model_id,
-                         sha256_file)
+                         model_id_from, sha256_file)
 from models.labels import band_around
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, infer_architecture,
                                 module_from_state, read_safetensors, read_torch_object, write_safetensors)
@@ -347,7 +347,7 @@ def _checkpoint_card(path: Path, state: StateDict, *, architecture: str | None, 
             if head_family.is_head(state):
                 raise CheckpointError(head_family.needs_tower_message(path, state))
     source_sha256 = sha256_file(path)
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
+    stem = model_id_from(path.stem)
     if architecture is None:
         identified = families.identify(state, path, source_sha256, family)
         if identified is not None:
@@ -366,8 +366,7 @@ def _published_card(identified: Identified, path: Path, source_sha256: str, stem
 
     default_id = (identified.known.file.get("variant_id") or identified.known.file["variant"]) if identified.known \
         else stem
-    default_id = "".join(c if c.isalnum() or c in "._-" else "-"
-                         for c in f"{identified.family.id}-{default_id}".lower())[:64].strip("-._")
+    default_id = model_id_from(identified.family.id, default_id)
     card = families.card_for(identified, model_id=model_id or default_id, name=name, path=path,
                              sha256=source_sha256, threshold=threshold)
     if policy:
@@ -408,7 +407,7 @@ def _plain_card(path: Path, state: StateDict, source_sha256: str, stem: str, *, 
         spec = replace(spec, policy=policy)
     same_tensors = families.ambiguous_families(state)
     card = ModelCard(
-        id=model_id or (stem or "imported")[:64], name=name or path.stem, architecture=architecture,
+        id=model_id or stem or "imported", name=name or path.stem, architecture=architecture,
         num_logits=num_logits, fake_index=1 if fake_index is None else fake_index, input=spec,
         threshold=0.5 if threshold is None else threshold,
         description=f"Imported from {path.name}",

@@ -49,6 +49,15 @@ def test_import_plain_state_dict_infers_architecture(home, tmp_path):
     assert all(torch.equal(state[k], loaded[k]) for k in state)
 
 
+def test_a_file_name_in_any_language_becomes_a_usable_model_id(home, tmp_path):
+    """Examiners name files in their own language: the id the import proposes is one the CLI accepts."""
+    state = build_model("simple_cnn", 2).state_dict()
+    save_file(state, tmp_path / "Détecteur final (v2) — été.safetensors")
+    entry = ModelLibrary().import_path(tmp_path / "Détecteur final (v2) — été.safetensors")
+    assert entry.card.id == "d-tecteur-final--v2-----t"
+    assert ModelLibrary().load(entry.card.id).card.id == entry.card.id
+
+
 def test_import_safetensors_with_prefixes_and_explicit_arch(home, tmp_path):
     state = {f"module.{k}": v for k, v in build_model("simple_cnn", 2).state_dict().items()}
     torch.save(state, tmp_path / "ddp.pt")

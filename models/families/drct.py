@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.card import ModelCard
+from models.card import ModelCard, model_id_from
 from models.checkpoints import CheckpointError, StateDict
 from models.families import towers
 
@@ -89,11 +89,10 @@ def prepare_clip(path: Path, state: StateDict, *, model_id: str | None = None, n
                               f"[{EMBEDDING}, {config['output_dim']}] and fc [2, {EMBEDDING}] with their biases, "
                               f"found model.fc {tuple(embed_w.shape)} and fc {tuple(fc_w.shape)}")
     sha256, known, how = families.known_head_file(path, FAMILY)
-    variant = known.file.get("variant_id") if known else "".join(
-        c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower())
+    variant = known.file.get("variant_id") if known else path.stem
     spec = families.state_family(FAMILY).input  # the same albumentations crop and ImageNet statistics
     card = ModelCard(
-        id=model_id or f"{FAMILY}-{variant}"[:64].strip("-._"),
+        id=model_id or model_id_from(FAMILY, variant),
         name=name or "DRCT (Chen et al. 2024) — " + (known.file["variant"] if known else f"CLIP ({path.name})"),
         architecture=CLIP_ARCHITECTURE, num_logits=2, fake_index=1, input=spec,
         threshold=0.5 if threshold is None else threshold, family=FAMILY,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.card import MAX_CARD_BYTES, InputSpec, ModelCard, sha256_file
+from models.card import MAX_CARD_BYTES, InputSpec, ModelCard, model_id_from, sha256_file
 from models.labels import band_around
 from models.checkpoints import MAX_CHECKPOINT_BYTES, CheckpointError, check_checkpoint_file, read_torch_object
 
@@ -295,9 +295,9 @@ def prepare(folder: Path, *, model_id: str | None = None, name: str | None = Non
     explain = explain_target(model, fake, len(labels), spec.size)
     sha256 = sha256_file(files[0])
     known = families.known_file_by_sha256(sha256)
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in folder.name.lower()).strip("-._")
+    stem = model_id_from(folder.name)
     card = ModelCard(
-        id=model_id or (stem or "huggingface")[:64], name=name or folder.name, architecture="hf_image_classifier",
+        id=model_id or stem or "huggingface", name=name or folder.name, architecture="hf_image_classifier",
         num_logits=1 if len(labels) == 1 else 2, fake_index=1, input=spec,
         threshold=0.5 if threshold is None else threshold, family="huggingface",
         family_config={"config": config_dict, "labels": labels, "fake_labels": fake, "explain": explain,

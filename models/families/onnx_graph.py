@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.card import CardError, InputSpec, ModelCard, sha256_file
+from models.card import CardError, InputSpec, ModelCard, model_id_from, sha256_file
 from models.labels import band_around
 from models.checkpoints import CheckpointError, check_checkpoint_file
 
@@ -156,9 +156,9 @@ def prepare(path: Path, *, model_id: str | None = None, name: str | None = None,
         raise CheckpointError(f"{path.name} returns {num_logits} values per image; Forensight needs 1 logit "
                               "(sigmoid) or 2 logits (softmax)")
     sha256 = sha256_file(path)
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem.lower()).strip("-._")
+    stem = model_id_from(path.stem)
     card = ModelCard(
-        id=model_id or (stem or "onnx")[:64], name=name or path.stem, architecture="onnx", num_logits=num_logits,
+        id=model_id or stem or "onnx", name=name or path.stem, architecture="onnx", num_logits=num_logits,
         fake_index=1 if fake_index is None else fake_index, input=spec,
         threshold=0.5 if threshold is None else threshold, weights_file="model.onnx", family="onnx",
         family_config={"input_name": inputs[0].name, "output_name": outputs[0].name,

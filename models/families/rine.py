@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.card import ModelCard
+from models.card import ModelCard, model_id_from
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, read_safetensors,
                                 read_torch_object)
 from models.families import towers
@@ -214,8 +214,7 @@ def combined_state(tower: StateDict, head: StateDict) -> StateDict:
 def _default_id(head_path: Path, known) -> str:
     if known is not None:
         return f"{FAMILY}-{known.file['variant_id']}" if known.file.get("variant_id") else FAMILY
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in head_path.stem.lower()).strip("-._")
-    return f"{FAMILY}-{stem}"[:64].strip("-._")
+    return model_id_from(FAMILY, head_path.stem)
 
 
 def _note(config: dict[str, Any], shape: dict[str, int], tower_path: Path) -> str:

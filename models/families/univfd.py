@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.card import ModelCard
+from models.card import ModelCard, model_id_from
 from models.checkpoints import (CheckpointError, StateDict, check_checkpoint_file, flatten_state, read_safetensors,
                                 read_torch_object)
 from models.families import tower_linear, towers
@@ -89,8 +89,7 @@ def prepare(head_path: Path, tower_path: Path | None, *, model_id: str | None = 
 def _default_id(head_path: Path, known) -> str:
     if known is not None:
         return FAMILY
-    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in head_path.stem.lower()).strip("-._")
-    return f"{FAMILY}-{stem}"[:64].strip("-._")
+    return model_id_from(FAMILY, head_path.stem)
 
 
 def _note(config: dict, tower_name: str) -> str:
