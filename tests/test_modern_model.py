@@ -1,12 +1,14 @@
 """The shipped modern detector: the default with no step, its card holds what an examiner needs to choose it
-(held-out sources, unseen generators, robustness, false positives, the previous starter on the same data), and the
-numbers that can be re-checked without the modern set's images (the offline held-out subset) hold."""
+(held-out sources, unseen generators, robustness, false positives, the earlier defaults on the same data), the
+earlier defaults stay as named older versions, and the numbers that can be re-checked without the modern set's
+images (the offline held-out subset) hold."""
 import pytest
 
 from training.evaluate import evaluate
 from tests.conftest import HOLDOUT, TOLERANCE
 
-MODEL = "modern-effnet-lite0"
+MODEL = "modern-effnet-lite1"
+OLDER = ("modern-effnet-lite0", "starter-effnet-lite0")  # earlier defaults: cases scanned with them stay reproducible
 
 
 def test_the_modern_detector_is_the_default_without_any_step(shipped_library):
@@ -14,6 +16,9 @@ def test_the_modern_detector_is_the_default_without_any_step(shipped_library):
     assert entry.card.id == MODEL and entry.shipped and entry.card.default
     assert entry.weights_path.stat().st_size < 30 * 2**20
     assert [e.card.id for e in shipped_library.entries() if e.shipped and e.card.default] == [MODEL]
+    for older in OLDER:
+        entry = shipped_library.get(older)
+        assert entry.shipped and not entry.card.default and "older version" in entry.card.name
 
 
 def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
@@ -24,7 +29,7 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
     metrics = card.metrics
     for key in ("prepared_test", "prepared_test_per_source", "prepared_test_per_group", "robustness",
                 "original_files_test_sources", "original_files_per_generator", "original_files_false_positives",
-                "offline_holdout_subset", "previous_starter_same_data", "leave_one_generator_out",
+                "offline_holdout_subset", "previous_models_same_data", "leave_one_generator_out",
                 "leave_one_source_out"):
         assert metrics.get(key), key
     assert {"jpeg_quality", "blur_sigma", "downscale"} <= set(metrics["robustness"])
@@ -39,13 +44,22 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
     assert verdicts["test_sources"]["ai_images"]["AI-generated"] > 0  # the detector can say AI-generated
     assert {"sdxl", "qwen-image", "flux", "sd-2.1"} <= set(metrics["leave_one_generator_out"])
     assert "metrics.leave_one_source_out" in card.limitations
-    previous = metrics["previous_starter_same_data"]
-    assert previous["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
+    for key in ("leave_one_generator_out", "leave_one_source_out"):  # a run retrained on another size says so
+        for name, row in metrics[key].items():
+            if row["architecture"] != card.architecture:
+                size = row["architecture"].removeprefix("efficientnet_").capitalize()
+                assert f"{name} ROC AUC {row['roc_auc']:.2f} (same recipe on EfficientNet-{size})" in card.limitations
+    previous = metrics["previous_models_same_data"]
+    assert set(previous) == set(OLDER)
+    for older in OLDER:  # scored as it shipped, on the very same files
+        assert previous[older]["original_files_test_sources"]["n"] == metrics["original_files_test_sources"]["n"]
+        assert previous[older]["threshold"] == shipped_library.get(older).card.threshold
 
 
 @pytest.mark.slow
-def test_card_numbers_hold_on_the_shipped_offline_holdout(shipped_library, tmp_path):
-    model = shipped_library.load(MODEL)
+@pytest.mark.parametrize("model_id", [MODEL, OLDER[0]])
+def test_card_numbers_hold_on_the_shipped_offline_holdout(shipped_library, tmp_path, model_id):
+    model = shipped_library.load(model_id)
     report = evaluate(model, HOLDOUT, tmp_path / "eval", split="all", device="cpu", sweeps=False)
     expected = model.card.metrics["offline_holdout_subset"]
     assert report["metrics"]["n"] == expected["n"] == 120

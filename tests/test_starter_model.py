@@ -47,7 +47,7 @@ def test_readme_first_command_scans_the_samples(tmp_path, monkeypatch):
     monkeypatch.delenv("FORENSIGHT_SHIPPED_MODELS", raising=False)
     run = run_cli("scan", "resources/samples", "--recursive", "-q", cwd=REPO)
     assert run.returncode == 0, run.stderr
-    assert "Model modern-effnet-lite0" in run.stderr  # the default since the modern detector shipped
+    assert "Model modern-effnet-lite1" in run.stderr  # the default since the modern detector shipped
     samples = [p for p in (REPO / "resources" / "samples").rglob("*") if p.is_file()]
     assert f"Scanned {len(samples)} of {len(samples)} files" in run.stdout
     assert re.search(r"unreadable\s+0\n", run.stdout)
