@@ -70,9 +70,14 @@ def log(message: str) -> None:
     print(time.strftime("%H:%M:%S"), message, flush=True)
 
 
+def size_name(architecture: str) -> str:
+    """efficientnet_lite1 → EfficientNet-Lite1, as the card and README say it."""
+    return "EfficientNet-" + architecture.removeprefix("efficientnet_").capitalize()
+
+
 def recipe(epochs: int = 10, batches: int = 60, architecture: str = ARCHITECTURE, **overrides):
     """The shipped recipe; `architecture` swaps the EfficientNet-Lite size and nothing else (same 224 crops)."""
-    name = "EfficientNet-" + architecture.removeprefix("efficientnet_").capitalize()
+    name = size_name(architecture)
     return get_recipe(architecture).with_overrides({
         "input_size": 224, "train_policy": "random_crop", "epochs": epochs, "max_batches_per_epoch": batches,
         "batch_size": 32, "blur_prob": 0.3, "jpeg_prob": 0.3, "patience": 4, "workers": 2, "seed": 0,
@@ -234,7 +239,9 @@ def choose_policy(model) -> tuple[str, dict, float]:
 def threshold_at_fpr(labels: list[int], p: list[float], target: float) -> float:
     """The lowest cut (rounded to 0.001) at or above which at most `target` of the real photos score. Calling a
     real photograph AI-generated is the costly error in casework: the best balanced accuracy (the rule of
-    modern-effnet-lite0) flagged 56 % of the test sources' real photos with Lite1's scores."""
+    modern-effnet-lite0) flagged 56 % of the test sources' real photos with Lite1's scores. A point estimate, not
+    training.calibration.threshold_for_fpr's 95 % bound, which allows 60 validation reals one
+    false positive and pins the cut to the top of their scores."""
     reals = [q for y, q in zip(labels, p) if y == 0]
     cuts = sorted({round(q, 3) for q in p} | {1.0})
     return next(cut for cut in cuts if sum(q >= cut for q in reals) <= target * len(reals))
@@ -283,9 +290,9 @@ def left_out_sentence(results: dict, what: str, key: str, ending: str = "") -> s
         return ""
 
     def part(name: str, row: dict) -> str:
-        other = row.get("architecture", ARCHITECTURE) != ARCHITECTURE
-        size = row.get("architecture", "").removeprefix("efficientnet_").capitalize()
-        return f"{name} ROC AUC {row['roc_auc']:.2f}" + (f" (same recipe on EfficientNet-{size})" if other else "")
+        other = row.get("architecture", ARCHITECTURE)
+        return f"{name} ROC AUC {row['roc_auc']:.2f}" + (
+            f" (same recipe on {size_name(other)})" if other != ARCHITECTURE else "")
 
     parts = ", ".join(part(name, row) for name, row in sorted(results.items()))
     return f"Retrained without {what} with {parts} (metrics.{key}){ending}. "
@@ -393,8 +400,7 @@ def training_sources(data: Path) -> str:
     with open(modern.DEFAULT_LOCATION / modern.MANIFEST, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             licences[row["source_repo"]] = row["license_if_stated"] or "not stated"
-    with open(data / "modern-prepared.csv", newline="", encoding="utf-8") as handle:
-        used = {row["original"] for row in csv.DictReader(handle) if row["split"] == "train"}
+    used = modern_training_originals(data)
     per_source: dict[str, Counter] = {}
     for name in sorted(used):
         item = items[name]
@@ -418,14 +424,15 @@ def cmd_ship(args) -> None:
     measured = json.loads((args.work / "measure.json").read_text(encoding="utf-8"))
     card = ModelCard.load(args.work / "main" / "card.json")
     new = measured["new"]
-    name = "EfficientNet-" + card.architecture.removeprefix("efficientnet_").capitalize()
+    name = size_name(card.architecture)
     target = REPO / "resources" / "models" / MODEL_ID
     target.mkdir(parents=True, exist_ok=True)
     (target / "weights.safetensors").write_bytes((args.work / "main" / "weights.safetensors").read_bytes())
     unseen = sorted({s.group for s in originals("test") if s.label == 1} - {s.group for s in originals("train")})
     logo = carried_left_out("leave_one_generator_out", measured["leave_one_generator_out"])
     loso = carried_left_out("leave_one_source_out", measured.get("leave_one_source_out", {}))
-    pictures, sources = modern_training_size(args.data)
+    used = modern_training_originals(args.data)
+    pictures, sources = len(used), len(set(used.values()))
     card = replace(
         card, name=f"Forensight modern detector ({name})", default=True,
         input=replace(card.input, **dict(POLICIES)[new["policy"]]),
@@ -466,11 +473,10 @@ def cmd_ship(args) -> None:
         f"{', '.join(PREVIOUS_IDS)} kept, not the default")
 
 
-def modern_training_size(data: Path) -> tuple[int, int]:
-    """How many modern pictures (originals) and source repositories the training split drew on."""
+def modern_training_originals(data: Path) -> dict[str, str]:
+    """The modern set's original files the training split drew on (several crops each) → source repository."""
     with open(data / "modern-prepared.csv", newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["split"] == "train"]
-    return len({row["original"] for row in rows}), len({row["source_repo"] for row in rows})
+        return {row["original"]: row["source_repo"] for row in csv.DictReader(handle) if row["split"] == "train"}
 
 
 def verdict_counts(samples: list[Sample], p: list[float], thresholds: Thresholds) -> dict:
