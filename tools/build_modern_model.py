@@ -5,6 +5,7 @@
     python tools/build_modern_model.py measure --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py ship --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py verdicts --data /tmp/starter --work /tmp/modern-work
+    python tools/build_modern_model.py calibration --data /tmp/starter --work /tmp/modern-work
     python tools/build_modern_model.py logo --data /tmp/starter --work /tmp/modern-work --groups sd-2.1,sdxl
     python tools/build_modern_model.py loso --data /tmp/starter --work /tmp/modern-work --sources vladmandic/sdnext
     python tools/build_modern_model.py logo-card --data /tmp/starter --work /tmp/modern-work
@@ -12,19 +13,21 @@
     python tools/build_modern_model.py compare --data /tmp/starter --work /tmp/lite2-work
 
 `train` fine-tunes the shipped architecture (ARCHITECTURE: EfficientNet-Lite1, which measured best on the
-validation sources among Lite0/1/2) from its offline ImageNet weights on both sets with Wang et al.'s blur+JPEG
+validation sources' originals among Lite0/1/2: the card's metrics.architectures_on_validation_originals) from its offline ImageNet weights on both sets with Wang et al.'s blur+JPEG
 augmentation (random 224 crops at native resolution). `measure` scores the new model and every earlier default
 (PREVIOUS_IDS, each as it shipped) on the same held-out data: the prepared test crops (per source, per generator,
 robustness sweeps), the untouched original files of the held-out sources (the new model's input policy and
 threshold are chosen on the validation sources' originals, never on the test), and the offline held-out subset of
 the tests. `ship` writes resources/models/<MODEL_ID>/ and keeps the earlier defaults as named older versions.
 `verdicts` counts what an examiner reads (real / inconclusive / AI-generated) with the shipped threshold and band
-on the validation and test sources' originals, and writes it into the shipped card. `logo` retrains without one
+on the validation and test sources' originals, and writes it into the shipped card; `calibration` fits
+`forensight calibrate`'s map and threshold on the validation sources' originals and measures them on the test
+sources' (also into the card). `logo` retrains without one
 generator family each and scores that family's images (all splits: none of them was seen) against the test reals;
 `loso` does the same without one training source repository (both of its classes); `logo-card` adds their runs
 to the shipped card, replacing runs carried from the previous default's architecture (`logo-measure` adds them
 to measure.json instead). `train --arch` trains the same recipe on another EfficientNet-Lite size and `compare`
-sets it against the shipped model on the validation sources.
+sets it against the shipped model on the validation sources and adds it to the card's table of sizes.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ from training.metrics import compute_metrics  # noqa: E402
 from training.recipes import get_recipe  # noqa: E402
 from training.trainer import fit  # noqa: E402
 
-ARCHITECTURE = "efficientnet_lite1"  # measured best on the validation sources among Lite0/1/2 (`compare`)
+ARCHITECTURE = "efficientnet_lite1"  # measured best on the validation sources (`compare`; the card's table)
 MODEL_ID = "modern-effnet-lite1"
 # the earlier defaults, newest first: they stay in the library (no longer the default) and are scored on the
 # same held-out data, so a case scanned with one stays reproducible and the change is visible
@@ -357,6 +360,31 @@ def cmd_compare(args) -> None:
         best = max(result[who]["validation_originals"].values(), key=lambda m: m["roc_auc"])
         log(f"{who} {result[who]['architecture']}: validation originals best ROC AUC {best['roc_auc']} AP "
             f"{best['average_precision']}; validation crops ROC AUC {result[who]['validation_crops']['roc_auc']:.4f}")
+    record_architecture(result["trained"]["architecture"], result["trained"]["validation_originals"],
+                        result["trained"]["minutes_cpu"])
+
+
+def record_architecture(architecture: str, validation_originals: dict, minutes_cpu: float | None) -> None:
+    """The shipped card keeps every size the recipe was compared on (the choice is the validation sources' best
+    ROC AUC on the originals, whichever input policy reaches it), the shipped one's and the previous default's
+    read from their own cards."""
+    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    card = ModelCard.load(path)
+    table = dict(card.metrics.get("architectures_on_validation_originals", {}))
+    for model_id in (MODEL_ID, *PREVIOUS_IDS):
+        other = card if model_id == MODEL_ID else ModelCard.load(REPO / "resources" / "models" / model_id / "card.json")
+        if "input_policy_on_validation_originals" in other.metrics:
+            table[other.architecture] = best_policy_row(other.metrics["input_policy_on_validation_originals"],
+                                                        other.provenance.get("training_minutes_cpu"))
+    table[architecture] = best_policy_row(validation_originals, minutes_cpu)
+    replace(card, metrics=card.metrics | {"architectures_on_validation_originals": table}).save(path)
+
+
+def best_policy_row(validation_originals: dict, minutes_cpu: float | None) -> dict:
+    policy = max(validation_originals, key=lambda n: validation_originals[n]["roc_auc"])
+    row = validation_originals[policy]
+    return {"policy": policy, "roc_auc": row["roc_auc"], "average_precision": row["average_precision"],
+            "training_minutes_cpu": minutes_cpu}
 
 
 def cmd_logo_measure(args) -> None:
@@ -503,10 +531,50 @@ def cmd_verdicts(args) -> None:
     replace(card, metrics=card.metrics | {"original_files_verdicts": result}).save(path)
 
 
+CALIBRATION_TARGET_FPR = 0.05
+
+
+def cmd_calibration(args) -> None:
+    """What `forensight calibrate` does for the shipped model on disjoint sources: fitted on the validation
+    sources' originals, measured on the test sources' originals (never seen by the fit); written into the card."""
+    import numpy as np
+
+    from training.calibration import (balanced_weights, clopper_pearson_upper, expected_calibration_error,
+                                      fit_calibration, log_loss, predict)
+    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    model = ModelLibrary().load(MODEL_ID)
+    val, test = originals("val"), originals("test")
+    p_val, p_test = np.array(score(model, {}, val)), np.array(score(model, {}, test))
+    y_val, y_test = np.array([s.label for s in val]), np.array([s.label for s in test])
+    fit = fit_calibration(p_val[y_val == 0], p_val[y_val == 1], CALIBRATION_TARGET_FPR)
+    after = predict(fit.method, fit.params, p_test)
+    w = balanced_weights(y_test.astype(float))
+    reals, fakes = y_test == 0, y_test == 1
+    flagged = int((after[reals] >= fit.threshold.threshold).sum())
+    result = {
+        "fitted_on": {"validation_sources_real": int((y_val == 0).sum()), "validation_sources_fake": int(y_val.sum()),
+                      "target_fpr": CALIBRATION_TARGET_FPR, "method": fit.method,
+                      "threshold": round(fit.threshold.threshold, 6)},
+        "measured_on_test_sources": {
+            "real": int(reals.sum()), "fake": int(fakes.sum()),
+            "ece": [round(expected_calibration_error(y_test, p_test, w), 4),
+                    round(expected_calibration_error(y_test, after, w), 4)],
+            "log_loss": [round(log_loss(y_test, p_test, w), 4), round(log_loss(y_test, after, w), 4)],
+            "reals_flagged": [int((p_test[reals] >= model.card.threshold).sum()), flagged],
+            "reals_flagged_fpr_upper_95": round(clopper_pearson_upper(flagged, int(reals.sum())), 4),
+            "fakes_caught": [int((p_test[fakes] >= model.card.threshold).sum()),
+                             int((after[fakes] >= fit.threshold.threshold).sum())]},
+        "pairs_are": "[shipped P(fake) and threshold, calibrated P(fake) and threshold]"}
+    log(f"calibration: {result}")
+    card = ModelCard.load(path)
+    replace(card, metrics=card.metrics | {"calibration_on_held_out_sources": result}).save(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="step", required=True)
-    for name in ("train", "logo", "loso", "measure", "logo-measure", "logo-card", "ship", "verdicts", "compare"):
+    for name in ("train", "logo", "loso", "measure", "logo-measure", "logo-card", "ship", "verdicts", "compare",
+                 "calibration"):
         p = sub.add_parser(name)
         p.add_argument("--work", type=Path, required=True)
         p.add_argument("--data", type=Path, required=True)
@@ -523,7 +591,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     {"train": cmd_train, "logo": cmd_logo, "loso": cmd_loso, "measure": cmd_measure, "logo-measure": cmd_logo_measure,
      "ship": cmd_ship, "verdicts": cmd_verdicts, "compare": cmd_compare,
-     "logo-card": cmd_logo_card}[args.step](args)
+     "logo-card": cmd_logo_card, "calibration": cmd_calibration}[args.step](args)
 
 
 if __name__ == "__main__":
