@@ -56,7 +56,6 @@ def test_its_card_says_what_it_was_trained_and_measured_on(shipped_library):
         assert previous[older]["threshold"] == shipped_library.get(older).card.threshold
 
 
-
 def test_its_size_is_the_best_measured_of_the_three(shipped_library):
     """The issue's choice of architecture: every EfficientNet-Lite size with offline ImageNet weights trained on
     the same recipe, the shipped one best on the validation sources' originals (never the test's)."""
@@ -82,6 +81,7 @@ def test_its_card_says_what_calibrating_it_on_other_photos_does(shipped_library)
     assert measured["reals_flagged"][1] < measured["reals_flagged"][0]
     assert measured["fakes_caught"][1] < measured["fakes_caught"][0]  # the recall it costs is stated, not hidden
     assert measured["ece"][1] < measured["ece"][0]
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [MODEL, OLDER[0]])

@@ -13,8 +13,9 @@
     python tools/build_modern_model.py compare --data /tmp/starter --work /tmp/lite2-work
 
 `train` fine-tunes the shipped architecture (ARCHITECTURE: EfficientNet-Lite1, which measured best on the
-validation sources' originals among Lite0/1/2: the card's metrics.architectures_on_validation_originals) from its offline ImageNet weights on both sets with Wang et al.'s blur+JPEG
-augmentation (random 224 crops at native resolution). `measure` scores the new model and every earlier default
+validation sources' originals among Lite0/1/2: the card's metrics.architectures_on_validation_originals) from its
+offline ImageNet weights on both sets with Wang et al.'s blur+JPEG augmentation (random 224 crops at native
+resolution). `measure` scores the new model and every earlier default
 (PREVIOUS_IDS, each as it shipped) on the same held-out data: the prepared test crops (per source, per generator,
 robustness sweeps), the untouched original files of the held-out sources (the new model's input policy and
 threshold are chosen on the validation sources' originals, never on the test), and the offline held-out subset of
@@ -47,6 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from build_starter_model import compact, half_precision, printer  # noqa: E402
+from measure_calibration import before_after  # noqa: E402
 from measure_policies import POLICIES, load_folder, metrics, score  # noqa: E402
 from models.card import ModelCard, sha256_file  # noqa: E402
 from models.labels import FAKE, INCONCLUSIVE, REAL, Thresholds, band_around  # noqa: E402
@@ -67,6 +69,10 @@ PREVIOUS_IDS = ("modern-effnet-lite0", "starter-effnet-lite0")
 HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
 # policies compared on the originals: the native-resolution centre crop and the whole picture in tiles
 CANDIDATES = ("center_crop", "tiles/max", "tiles/mean_logit", "five_crop/mean_logit")
+
+
+def card_path(model_id: str = MODEL_ID) -> Path:
+    return REPO / "resources" / "models" / model_id / "card.json"
 
 
 def log(message: str) -> None:
@@ -178,7 +184,7 @@ def per_source(samples: list[Sample], p: list[float], sources: dict[str, str], t
 
 def fpr(samples: list[Sample], p: list[float], threshold: float) -> dict:
     reals = [q for s, q in zip(samples, p) if s.label == 0]
-    flagged = sum(q >= threshold for q in reals)
+    flagged = int(sum(q >= threshold for q in reals))  # a plain int for the card, whatever the scores' type
     return {"reals": len(reals), "flagged_fake": flagged, "false_positive_rate": round(flagged / len(reals), 4)}
 
 
@@ -235,8 +241,13 @@ def choose_policy(model) -> tuple[str, dict, float]:
         scores[name] = score(model, dict(POLICIES)[name], val)
         results[name] = metrics(val, scores[name])
         log(f"  val originals, {name}: {results[name]}")
-    chosen = max(results, key=lambda n: results[n]["roc_auc"])
+    chosen = best_policy(results)
     return chosen, results, threshold_at_fpr([s.label for s in val], scores[chosen], VALIDATION_FPR)
+
+
+def best_policy(results: dict) -> str:
+    """The input policy with the highest ROC AUC: the rule for the shipped policy and for comparing sizes."""
+    return max(results, key=lambda name: results[name]["roc_auc"])
 
 
 def threshold_at_fpr(labels: list[int], p: list[float], target: float) -> float:
@@ -315,7 +326,7 @@ def carried_left_out(key: str, own: dict) -> dict:
     """Leave-one-out runs of the previous default that this architecture has not been retrained for yet: kept,
     marked with the architecture they were retrained on (runs take 20 CPU minutes each; `logo-card` replaces
     them as the new architecture's runs land)."""
-    previous = ModelCard.load(REPO / "resources" / "models" / PREVIOUS_IDS[0] / "card.json")
+    previous = ModelCard.load(card_path(PREVIOUS_IDS[0]))
     carried = {name: {"architecture": previous.architecture} | row
                for name, row in previous.metrics.get(key, {}).items() if name not in own}
     return carried | own
@@ -324,7 +335,7 @@ def carried_left_out(key: str, own: dict) -> dict:
 def cmd_logo_card(args) -> None:
     """Add the leave-one-generator-out runs of --work to the shipped card (runs already on it are kept) and say
     them again in its limitations."""
-    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    path = card_path()
     card = ModelCard.load(path)
     before = card.metrics.get("leave_one_generator_out", {})
     logo = before | logo_results(args.data, args.work)
@@ -346,7 +357,7 @@ def cmd_compare(args) -> None:
     chosen there, never on the test): each input policy's ROC AUC / AP on the originals, and the validation
     crops' metrics from training."""
     trained = load_folder(args.work / "main")
-    shipped = ModelCard.load(REPO / "resources" / "models" / MODEL_ID / "card.json")
+    shipped = ModelCard.load(card_path())
     policy, results, threshold = choose_policy(trained)
     result = {"trained": {"architecture": trained.card.architecture, "best_policy": policy, "threshold": threshold,
                           "validation_originals": results, "validation_crops": trained.card.metrics["validation"],
@@ -357,7 +368,7 @@ def cmd_compare(args) -> None:
                           "minutes_cpu": shipped.provenance.get("training_minutes_cpu")}}
     (args.work / "compare.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     for who in ("trained", "shipped"):
-        best = max(result[who]["validation_originals"].values(), key=lambda m: m["roc_auc"])
+        best = best_policy_row(result[who]["validation_originals"], None)
         log(f"{who} {result[who]['architecture']}: validation originals best ROC AUC {best['roc_auc']} AP "
             f"{best['average_precision']}; validation crops ROC AUC {result[who]['validation_crops']['roc_auc']:.4f}")
     record_architecture(result["trained"]["architecture"], result["trained"]["validation_originals"],
@@ -368,20 +379,18 @@ def record_architecture(architecture: str, validation_originals: dict, minutes_c
     """The shipped card keeps every size the recipe was compared on (the choice is the validation sources' best
     ROC AUC on the originals, whichever input policy reaches it), the shipped one's and the previous default's
     read from their own cards."""
-    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
-    card = ModelCard.load(path)
+    card = ModelCard.load(card_path())
     table = dict(card.metrics.get("architectures_on_validation_originals", {}))
-    for model_id in (MODEL_ID, *PREVIOUS_IDS):
-        other = card if model_id == MODEL_ID else ModelCard.load(REPO / "resources" / "models" / model_id / "card.json")
+    for other in (card, *(ModelCard.load(card_path(model_id)) for model_id in PREVIOUS_IDS)):
         if "input_policy_on_validation_originals" in other.metrics:
             table[other.architecture] = best_policy_row(other.metrics["input_policy_on_validation_originals"],
                                                         other.provenance.get("training_minutes_cpu"))
     table[architecture] = best_policy_row(validation_originals, minutes_cpu)
-    replace(card, metrics=card.metrics | {"architectures_on_validation_originals": table}).save(path)
+    replace(card, metrics=card.metrics | {"architectures_on_validation_originals": table}).save(card_path())
 
 
 def best_policy_row(validation_originals: dict, minutes_cpu: float | None) -> dict:
-    policy = max(validation_originals, key=lambda n: validation_originals[n]["roc_auc"])
+    policy = best_policy(validation_originals)
     row = validation_originals[policy]
     return {"policy": policy, "roc_auc": row["roc_auc"], "average_precision": row["average_precision"],
             "training_minutes_cpu": minutes_cpu}
@@ -493,7 +502,7 @@ def cmd_ship(args) -> None:
     )
     card.save(target / "card.json")
     for model_id in PREVIOUS_IDS:  # older versions stay, with weights and numbers, so their cases stay reproducible
-        path = REPO / "resources" / "models" / model_id / "card.json"
+        path = card_path(model_id)
         old = ModelCard.load(path)
         if old.default:
             replace(old, default=False, name=f"{old.name}, {time.strftime('%Y-%m')} (older version)").save(path)
@@ -519,7 +528,7 @@ def verdict_counts(samples: list[Sample], p: list[float], thresholds: Thresholds
 def cmd_verdicts(args) -> None:
     """The shipped card's verdicts (threshold and inconclusive band) on the untouched originals of the validation
     and test sources, scored by the scan engine with the card's own input policy; written into the card."""
-    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    path = card_path()
     model = ModelLibrary().load(MODEL_ID)
     thresholds = Thresholds.around(model.card.threshold, model.card.inconclusive_band)
     result = {"threshold": thresholds.threshold, "inconclusive_band": [thresholds.low, thresholds.high]}
@@ -539,35 +548,31 @@ def cmd_calibration(args) -> None:
     sources' originals, measured on the test sources' originals (never seen by the fit); written into the card."""
     import numpy as np
 
-    from training.calibration import (balanced_weights, clopper_pearson_upper, expected_calibration_error,
-                                      fit_calibration, log_loss, predict)
-    path = REPO / "resources" / "models" / MODEL_ID / "card.json"
+    from training.calibration import clopper_pearson_upper, fit_calibration, predict
     model = ModelLibrary().load(MODEL_ID)
     val, test = originals("val"), originals("test")
     p_val, p_test = np.array(score(model, {}, val)), np.array(score(model, {}, test))
     y_val, y_test = np.array([s.label for s in val]), np.array([s.label for s in test])
-    fit = fit_calibration(p_val[y_val == 0], p_val[y_val == 1], CALIBRATION_TARGET_FPR)
-    after = predict(fit.method, fit.params, p_test)
-    w = balanced_weights(y_test.astype(float))
-    reals, fakes = y_test == 0, y_test == 1
-    flagged = int((after[reals] >= fit.threshold.threshold).sum())
+    calibration = fit_calibration(p_val[y_val == 0], p_val[y_val == 1], CALIBRATION_TARGET_FPR)
+    after, threshold = predict(calibration.method, calibration.params, p_test), calibration.threshold.threshold
+    shipped_fp, calibrated_fp = fpr(test, p_test, model.card.threshold), fpr(test, after, threshold)
+    change = before_after(calibration, y_test.astype(float), p_test)
     result = {
         "fitted_on": {"validation_sources_real": int((y_val == 0).sum()), "validation_sources_fake": int(y_val.sum()),
-                      "target_fpr": CALIBRATION_TARGET_FPR, "method": fit.method,
-                      "threshold": round(fit.threshold.threshold, 6)},
+                      "target_fpr": CALIBRATION_TARGET_FPR, "method": calibration.method,
+                      "threshold": round(threshold, 6)},
         "measured_on_test_sources": {
-            "real": int(reals.sum()), "fake": int(fakes.sum()),
-            "ece": [round(expected_calibration_error(y_test, p_test, w), 4),
-                    round(expected_calibration_error(y_test, after, w), 4)],
-            "log_loss": [round(log_loss(y_test, p_test, w), 4), round(log_loss(y_test, after, w), 4)],
-            "reals_flagged": [int((p_test[reals] >= model.card.threshold).sum()), flagged],
-            "reals_flagged_fpr_upper_95": round(clopper_pearson_upper(flagged, int(reals.sum())), 4),
-            "fakes_caught": [int((p_test[fakes] >= model.card.threshold).sum()),
-                             int((after[fakes] >= fit.threshold.threshold).sum())]},
+            "real": shipped_fp["reals"], "fake": int(y_test.sum()),
+            "ece": [round(v, 4) for v in change["ece"]], "log_loss": [round(v, 4) for v in change["log_loss"]],
+            "reals_flagged": [shipped_fp["flagged_fake"], calibrated_fp["flagged_fake"]],
+            "reals_flagged_fpr_upper_95": round(clopper_pearson_upper(calibrated_fp["flagged_fake"],
+                                                                      calibrated_fp["reals"]), 4),
+            "fakes_caught": [int((p_test[y_test == 1] >= model.card.threshold).sum()),
+                             int((after[y_test == 1] >= threshold).sum())]},
         "pairs_are": "[shipped P(fake) and threshold, calibrated P(fake) and threshold]"}
     log(f"calibration: {result}")
-    card = ModelCard.load(path)
-    replace(card, metrics=card.metrics | {"calibration_on_held_out_sources": result}).save(path)
+    card = ModelCard.load(card_path())
+    replace(card, metrics=card.metrics | {"calibration_on_held_out_sources": result}).save(card_path())
 
 
 def main() -> None:

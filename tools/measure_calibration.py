@@ -19,8 +19,8 @@ sys.path.insert(0, str(REPO))
 
 from models.engine import ScanEngine  # noqa: E402
 from models.library import LoadedModel, ModelLibrary  # noqa: E402
-from training.calibration import (balanced_weights, clopper_pearson_upper, expected_calibration_error,  # noqa: E402
-                                  fit_calibration, log_loss, predict)
+from training.calibration import (CalibrationFit, balanced_weights, clopper_pearson_upper,  # noqa: E402
+                                  expected_calibration_error, fit_calibration, log_loss, predict)
 
 HOLDOUT = REPO / "tests" / "data" / "starter_holdout"
 
@@ -47,6 +47,15 @@ def halves() -> list[dict[str, list[Path]]]:
             for side in (True, False)]
 
 
+def before_after(fit: CalibrationFit, y: np.ndarray, p: np.ndarray) -> dict[str, list[float]]:
+    """Calibration error and log loss of pictures the fit never saw, with the model's own P(fake) and then the
+    calibrated one (both classes weighing the same, as in the fit)."""
+    w = balanced_weights(y)
+    after = predict(fit.method, fit.params, p)
+    return {"ece": [expected_calibration_error(y, p, w), expected_calibration_error(y, after, w)],
+            "log_loss": [log_loss(y, p, w), log_loss(y, after, w)]}
+
+
 def measure(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
@@ -60,14 +69,13 @@ def measure(args: argparse.Namespace) -> None:
         fit = fit_calibration(fitted["real"], fitted["fake"], args.target_fpr)
         p = np.concatenate([held["real"], held["fake"]])
         y = np.concatenate([np.zeros(len(held["real"])), np.ones(len(held["fake"]))])
-        w = balanced_weights(y)
-        after = predict(fit.method, fit.params, p)
+        change = before_after(fit, y, p)
         false_positives = int((predict(fit.method, fit.params, held["real"]) > fit.threshold.threshold).sum())
         n = len(held["real"])
         print(f"fit on half {fit_on + 1} ({len(fitted['real'])} real, {len(fitted['fake'])} fake), measured on "
               f"half {measure_on + 1} ({n} real, {len(held['fake'])} fake): method {fit.method}")
-        print(f"  ECE {expected_calibration_error(y, p, w):.4f} -> {expected_calibration_error(y, after, w):.4f}; "
-              f"log loss {log_loss(y, p, w):.4f} -> {log_loss(y, after, w):.4f}")
+        print(f"  ECE {change['ece'][0]:.4f} -> {change['ece'][1]:.4f}; "
+              f"log loss {change['log_loss'][0]:.4f} -> {change['log_loss'][1]:.4f}")
         print(f"  threshold {fit.threshold.threshold:.4g}: on the fitting half FPR {fit.threshold.fpr:.3f} "
               f"(95% upper {fit.threshold.fpr_upper:.3f}), TPR {fit.threshold.tpr:.3f}")
         print(f"  on the measured half's real photos: {false_positives}/{n} above it, FPR {false_positives / n:.3f} "
