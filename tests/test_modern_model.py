@@ -4,6 +4,7 @@ earlier defaults stay as named older versions, and the numbers that can be re-ch
 images (the offline held-out subset) hold."""
 import pytest
 
+from training import modern
 from training.evaluate import evaluate
 from tests.conftest import HOLDOUT, TOLERANCE
 
@@ -82,6 +83,21 @@ def test_its_card_says_what_calibrating_it_on_other_photos_does(shipped_library)
     assert measured["fakes_caught"][1] < measured["fakes_caught"][0]  # the recall it costs is stated, not hidden
     assert measured["ece"][1] < measured["ece"][0]
 
+
+
+def test_sources_left_out_are_scored_against_both_classes(shipped_library):
+    """Leave-one-source-out: retrained without every picture of one training source repository, the model scores
+    that source's pictures; a source of one class only is scored against the test sources' other class (AP and
+    ROC AUC need both), so an AI-only, a photo-only and a mixed source each get a number."""
+    loso = shipped_library.get(MODEL).card.metrics["leave_one_source_out"]
+    assert set(loso) <= modern.TRAIN_SOURCES
+    kinds = set()
+    for source, row in loso.items():
+        test_fakes = row.get("test_fakes", 0)
+        assert row["n"] == row["unseen_real"] + row["unseen_fake"] + row["test_reals"] + test_fakes, source
+        assert row["unseen_real"] + row["test_reals"] > 0 and row["unseen_fake"] + test_fakes > 0, source
+        kinds.add((row["unseen_real"] > 0, row["unseen_fake"] > 0))
+    assert kinds == {(True, True), (False, True), (True, False)}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [MODEL, OLDER[0]])

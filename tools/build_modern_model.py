@@ -279,20 +279,24 @@ def logo_results(data: Path, work: Path) -> dict:
 
 
 def loso_results(data: Path, work: Path) -> dict:
-    """Each left-out source's prepared pictures scored by the model that never saw them (a source without real
-    photos against the test reals, as for a left-out generator)."""
+    """Each left-out source's prepared pictures scored by the model that never saw them. AP needs both classes:
+    a source without real photos is scored against the test reals (as for a left-out generator), a source of
+    real photos only against the test fakes."""
     dataset, sources = discover_dataset(data), prepared_sources(data)
-    test_reals = [s for s in dataset.split("test") if s.label == 0]
+    test = dataset.split("test")
     out = {}
     for folder in sorted(work.glob("loso-*")):
         source = (folder / "left_out_source.txt").read_text(encoding="utf-8")
         unseen = [s for s in dataset.samples if sources.get(str(s.path)) == source]
-        reals = [] if any(s.label == 0 for s in unseen) else test_reals
+        missing = {0, 1} - {s.label for s in unseen}
+        other = [s for s in test if s.label in missing]
         model = load_folder(folder)
-        report = evaluate(model, Dataset(data, unseen + reals), work / f"eval-{folder.name}",
+        report = evaluate(model, Dataset(data, unseen + other), work / f"eval-{folder.name}",
                           split="all", device="cpu", sweeps=False)
         out[source] = {"unseen_fake": sum(s.label for s in unseen), "unseen_real": sum(1 - s.label for s in unseen),
-                       "test_reals": len(reals), "architecture": model.card.architecture, **compact(report["metrics"])}
+                       "test_reals": sum(1 - s.label for s in other), "architecture": model.card.architecture,
+                       **compact(report["metrics"])} | ({"test_fakes": sum(s.label for s in other)} if 1 in missing
+                                                       else {})
         log(f"  without {source}: {out[source]}")
     return out
 
