@@ -84,7 +84,6 @@ def test_its_card_says_what_calibrating_it_on_other_photos_does(shipped_library)
     assert measured["ece"][1] < measured["ece"][0]
 
 
-
 def test_sources_left_out_are_scored_against_both_classes(shipped_library):
     """Leave-one-source-out: retrained without every picture of one training source repository, the model scores
     that source's pictures; a source of one class only is scored against the test sources' other class (AP and
@@ -98,6 +97,7 @@ def test_sources_left_out_are_scored_against_both_classes(shipped_library):
         assert row["unseen_real"] + row["test_reals"] > 0 and row["unseen_fake"] + test_fakes > 0, source
         kinds.add((row["unseen_real"] > 0, row["unseen_fake"] > 0))
     assert kinds == {(True, True), (False, True), (True, False)}
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [MODEL, OLDER[0]])

@@ -295,8 +295,9 @@ def loso_results(data: Path, work: Path) -> dict:
                           split="all", device="cpu", sweeps=False)
         out[source] = {"unseen_fake": sum(s.label for s in unseen), "unseen_real": sum(1 - s.label for s in unseen),
                        "test_reals": sum(1 - s.label for s in other), "architecture": model.card.architecture,
-                       **compact(report["metrics"])} | ({"test_fakes": sum(s.label for s in other)} if 1 in missing
-                                                       else {})
+                       **compact(report["metrics"])}
+        if 1 in missing:
+            out[source]["test_fakes"] = sum(s.label for s in other)
         log(f"  without {source}: {out[source]}")
     return out
 
